@@ -1,0 +1,26 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.apps import AppConfig
+from django.core.signals import setting_changed
+
+
+class RohrpostSignalsConfig(AppConfig):
+    name = "rohrpost_signals"
+    verbose_name = "rohrpost signals"
+    default_auto_field = "django.db.models.AutoField"
+
+    def ready(self) -> None:
+        from . import checks, handlers  # noqa: F401 - registers checks and built-in handlers
+        from .watching import registry
+
+        registry.rebuild()
+        setting_changed.connect(_rebuild_on_change, dispatch_uid="rohrpost_signals.settings")
+
+
+def _rebuild_on_change(*, setting: str, **kwargs: Any) -> None:
+    if setting == "ROHRPOST":
+        from .watching import registry
+
+        registry.rebuild()

@@ -1,0 +1,201 @@
+"""System checks for the ``ROHRPOST`` setting: bad values fail at start-up."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from django.apps import apps
+from django.conf import settings
+from django.core.checks import CheckMessage, Error, Tags, Warning, register
+from django.db import models
+from django.utils.module_loading import import_string
+
+from .conf import DEFAULTS, EVENTS, MODEL_OPTIONS, SETTING_NAME
+from .groups import template_fields
+
+E001 = "rohrpost_signals.E001"  # ROHRPOST is not a dict
+E002 = "rohrpost_signals.E002"  # unknown top-level key
+E003 = "rohrpost_signals.E003"  # MODELS not a dict of dicts
+E004 = "rohrpost_signals.E004"  # unknown model label
+E005 = "rohrpost_signals.E005"  # unknown model option
+E006 = "rohrpost_signals.E006"  # unknown field in fields/exclude
+E007 = "rohrpost_signals.E007"  # a field both listed in fields and excluded
+E008 = "rohrpost_signals.E008"  # bad dotted path (serializer, policy)
+E009 = "rohrpost_signals.E009"  # bad group template
+E010 = "rohrpost_signals.E010"  # unknown event
+E011 = "rohrpost_signals.E011"  # CHANNEL_LAYER alias not in CHANNEL_LAYERS
+E012 = "rohrpost_signals.E012"  # a limit that is not a positive integer
+
+_LIMITS = ("MAX_MESSAGE_BYTES", "MAX_SUBSCRIPTIONS", "MAX_PENDING_MESSAGES")
+
+
+def _error(msg: str, id: str, hint: str | None = None) -> Error:
+    return Error(msg, hint=hint, id=id)
+
+
+@register(Tags.compatibility)
+def check_settings(app_configs: Sequence[Any] | None = None, **kwargs: Any) -> list[CheckMessage]:
+    raw = getattr(settings, SETTING_NAME, {})
+    if not isinstance(raw, dict):
+        return [_error(f"settings.{SETTING_NAME} must be a dict, not {type(raw).__name__}.", E001)]
+    errors: list[CheckMessage] = []
+    for key in raw:
+        if key not in DEFAULTS:
+            errors.append(
+                _error(
+                    f"Unknown key {key!r} in settings.{SETTING_NAME}.",
+                    E002,
+                    hint=f"Known keys: {', '.join(sorted(DEFAULTS))}.",
+                )
+            )
+    errors.extend(_check_models(raw.get("MODELS", {})))
+    policy = raw.get("SUBSCRIBE_POLICY")
+    if policy is not None:
+        errors.extend(_check_callable(policy, "ROHRPOST['SUBSCRIBE_POLICY']"))
+    errors.extend(_check_layer(raw.get("CHANNEL_LAYER", DEFAULTS["CHANNEL_LAYER"])))
+    for key in _LIMITS:
+        value = raw.get(key, DEFAULTS[key])
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            errors.append(
+                _error(f"ROHRPOST[{key!r}] must be a positive integer, not {value!r}.", E012)
+            )
+    return errors
+
+
+def _check_callable(value: Any, where: str) -> list[CheckMessage]:
+    if callable(value):
+        return []
+    if not isinstance(value, str):
+        return [_error(f"{where} must be a dotted path to a callable, not {value!r}.", E008)]
+    try:
+        target = import_string(value)
+    except ImportError as exc:
+        return [_error(f"{where} {value!r} cannot be imported: {exc}", E008)]
+    if not callable(target):
+        return [_error(f"{where} {value!r} is not callable.", E008)]
+    return []
+
+
+def _check_layer(alias: Any) -> list[CheckMessage]:
+    layers = getattr(settings, "CHANNEL_LAYERS", {}) or {}
+    if not isinstance(alias, str) or alias not in layers:
+        return [
+            _error(
+                f"ROHRPOST['CHANNEL_LAYER'] is {alias!r}, which is not an alias in "
+                "settings.CHANNEL_LAYERS.",
+                E011,
+                hint="Add the layer to CHANNEL_LAYERS or name an existing alias.",
+            )
+        ]
+    return []
+
+
+def _check_models(value: Any) -> list[CheckMessage]:
+    if not isinstance(value, dict):
+        return [_error("ROHRPOST['MODELS'] must be a dict of 'app_label.Model' -> options.", E003)]
+    errors: list[CheckMessage] = []
+    for label, options in value.items():
+        where = f"ROHRPOST['MODELS'][{label!r}]"
+        try:
+            model = apps.get_model(label)
+        except (LookupError, ValueError, TypeError):
+            errors.append(
+                _error(
+                    f"{where}: no installed model is called {label!r}.",
+                    E004,
+                    hint="Use 'app_label.ModelName' of a model in INSTALLED_APPS.",
+                )
+            )
+            continue
+        if not isinstance(options, dict):
+            errors.append(_error(f"{where} must be a dict of options ({{}} for defaults).", E003))
+            continue
+        errors.extend(_check_model_options(model, options, where))
+    return errors
+
+
+def _check_model_options(
+    model: type[models.Model], options: dict[str, Any], where: str
+) -> list[CheckMessage]:
+    errors: list[CheckMessage] = []
+    for key in options:
+        if key not in MODEL_OPTIONS:
+            errors.append(
+                _error(
+                    f"{where}: unknown option {key!r}.",
+                    E005,
+                    hint=f"Known options: {', '.join(sorted(MODEL_OPTIONS))}.",
+                )
+            )
+    concrete = {f.name for f in model._meta.concrete_fields}
+    concrete |= {f.attname for f in model._meta.concrete_fields}
+    lists: dict[str, list[str]] = {}
+    for key in ("fields", "exclude"):
+        if key not in options:
+            continue
+        names = options[key]
+        if not isinstance(names, (list, tuple)) or not all(isinstance(n, str) for n in names):
+            errors.append(_error(f"{where}[{key!r}] must be a list of field names.", E006))
+            continue
+        lists[key] = list(names)
+        for name in names:
+            if name not in concrete:
+                errors.append(
+                    _error(
+                        f"{where}[{key!r}]: {model._meta.label} has no concrete field {name!r}.",
+                        E006,
+                    )
+                )
+    for name in set(lists.get("fields", ())) & set(lists.get("exclude", ())):
+        errors.append(
+            _error(f"{where}: field {name!r} is both in 'fields' and in 'exclude'.", E007)
+        )
+    if "serializer" in options:
+        errors.extend(_check_callable(options["serializer"], f"{where}['serializer']"))
+    if "groups" in options:
+        errors.extend(_check_groups(model, options["groups"], where))
+    if "events" in options:
+        events = options["events"]
+        if not isinstance(events, (list, tuple)):
+            errors.append(_error(f"{where}['events'] must be a list.", E010))
+        else:
+            for event in events:
+                if event not in EVENTS:
+                    errors.append(
+                        _error(
+                            f"{where}['events']: unknown event {event!r}.",
+                            E010,
+                            hint=f"Events are {', '.join(EVENTS)}.",
+                        )
+                    )
+    return errors
+
+
+def _check_groups(model: type[models.Model], templates: Any, where: str) -> list[CheckMessage]:
+    if isinstance(templates, str):
+        templates = [templates]
+    if not isinstance(templates, (list, tuple)) or not templates:
+        return [_error(f"{where}['groups'] must be a non-empty list of templates.", E009)]
+    errors: list[CheckMessage] = []
+    for template in templates:
+        if not isinstance(template, str):
+            errors.append(_error(f"{where}['groups']: {template!r} is not a string.", E009))
+            continue
+        try:
+            roots = template_fields(template)
+        except ValueError as exc:
+            errors.append(
+                _error(f"{where}['groups']: template {template!r} is malformed: {exc}.", E009)
+            )
+            continue
+        for root in roots:
+            if root != "pk" and not hasattr(model, root):
+                errors.append(
+                    _error(
+                        f"{where}['groups']: template {template!r} names {root!r}, "
+                        f"which {model._meta.label} does not have.",
+                        E009,
+                    )
+                )
+    return errors

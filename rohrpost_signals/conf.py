@@ -1,0 +1,68 @@
+"""Lazy access to the ``ROHRPOST`` setting.
+
+Values are read from ``django.conf.settings`` on every access, so
+``override_settings`` works in tests. Validation lives in :mod:`checks`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings as django_settings
+
+SETTING_NAME = "ROHRPOST"
+
+DEFAULTS: dict[str, Any] = {
+    "MODELS": {},
+    "SUBSCRIBE_POLICY": "rohrpost_signals.policy.default_policy",
+    "CHANNEL_LAYER": "default",
+    "MAX_MESSAGE_BYTES": 65536,
+    "MAX_SUBSCRIPTIONS": 100,
+    "MAX_PENDING_MESSAGES": 10000,
+}
+
+#: Option keys accepted for each entry of ``ROHRPOST["MODELS"]``.
+MODEL_OPTIONS = frozenset({"fields", "exclude", "groups", "events", "serializer"})
+
+#: Event names a model may send.
+EVENTS = ("create", "update", "delete")
+
+
+class RohrpostSettings:
+    """Read-through view of ``settings.ROHRPOST`` with defaults."""
+
+    @property
+    def raw(self) -> dict[str, Any]:
+        value = getattr(django_settings, SETTING_NAME, {})
+        return value if isinstance(value, dict) else {}
+
+    def get(self, key: str) -> Any:
+        return self.raw.get(key, DEFAULTS[key])
+
+    @property
+    def MODELS(self) -> dict[str, dict[str, Any]]:  # noqa: N802 - mirrors the setting key
+        value = self.get("MODELS")
+        return value if isinstance(value, dict) else {}
+
+    @property
+    def SUBSCRIBE_POLICY(self) -> Any:  # noqa: N802
+        return self.get("SUBSCRIBE_POLICY")
+
+    @property
+    def CHANNEL_LAYER(self) -> str:  # noqa: N802
+        return str(self.get("CHANNEL_LAYER"))
+
+    @property
+    def MAX_MESSAGE_BYTES(self) -> int:  # noqa: N802
+        return int(self.get("MAX_MESSAGE_BYTES"))
+
+    @property
+    def MAX_SUBSCRIPTIONS(self) -> int:  # noqa: N802
+        return int(self.get("MAX_SUBSCRIPTIONS"))
+
+    @property
+    def MAX_PENDING_MESSAGES(self) -> int:  # noqa: N802
+        return int(self.get("MAX_PENDING_MESSAGES"))
+
+
+conf = RohrpostSettings()

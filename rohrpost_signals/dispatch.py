@@ -1,0 +1,306 @@
+"""Hand encoded messages to the channel layer without blocking the caller.
+
+Calling ``async_to_sync(layer.group_send)`` per save costs a fresh event loop
+(and with Redis a fresh connection) every time. Instead every message is
+queued to a long-lived sender task:
+
+* inside an ASGI server (a sync view or ``database_sync_to_async`` thread, or
+  async code) the server's own event loop sends it, which the in-memory layer
+  requires;
+* anywhere else (management commands, task workers, scripts) one background
+  thread runs an event loop for the whole process.
+
+Queuing costs microseconds; sending failures are logged and counted, never
+raised into ``save()``. ``flush()`` waits for queued messages (tests, and at
+interpreter exit so nothing queued is lost on a normal exit).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import itertools
+import logging
+import os
+import threading
+import time
+import weakref
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+from asgiref.sync import SyncToAsync
+from channels.layers import get_channel_layer
+
+from .conf import conf
+
+logger = logging.getLogger("rohrpost_signals")
+
+EVENT_TYPE = "rohrpost.message"
+
+
+class Outgoing(NamedTuple):
+    """One encoded message for one group; ``origin`` names its source in logs."""
+
+    layer_alias: str
+    group: str
+    text: str
+    origin: str
+
+
+@dataclass
+class Stats:
+    """Counters an operator can read (``rohrpost_signals.dispatch.stats``)."""
+
+    queued: int = 0
+    sent: int = 0
+    failed: int = 0
+    dropped: int = 0
+    last_error: str = ""
+    last_error_at: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "queued": self.queued,
+            "sent": self.sent,
+            "failed": self.failed,
+            "dropped": self.dropped,
+            "last_error": self.last_error,
+        }
+
+
+stats = Stats()
+
+#: Callables that see every message before it is queued (the test capture helper).
+interceptors: list[Callable[[Outgoing], bool]] = []
+
+
+class LoopSender:
+    """A queue drained in order by one task on one event loop."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.queue: deque[Outgoing] = deque()
+        self._submitted = itertools.count(1)
+        self.submitted = 0
+        self.completed = 0
+        self.idle = True
+        self._wakeup: asyncio.Event | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    # Runs on self.loop.
+    def _ensure_task(self) -> None:
+        if self._task is None or self._task.done():
+            self._wakeup = asyncio.Event()
+            self._task = self.loop.create_task(self._run())
+
+    def push(self, item: Outgoing) -> None:
+        """Queue ``item``; safe from any thread."""
+        if len(self.queue) >= conf.MAX_PENDING_MESSAGES:
+            stats.dropped += 1
+            logger.error(
+                "Dropped %s for group %r: %d messages already wait for the channel layer.",
+                item.origin,
+                item.group,
+                len(self.queue),
+            )
+            return
+        self.submitted = next(self._submitted)
+        self.queue.append(item)
+        if self.idle:
+            self.idle = False
+            if _running_loop() is self.loop:
+                self._wake()
+            else:
+                self.loop.call_soon_threadsafe(self._wake)
+
+    def _wake(self) -> None:
+        self._ensure_task()
+        assert self._wakeup is not None
+        self._wakeup.set()
+
+    async def _run(self) -> None:
+        assert self._wakeup is not None
+        wakeup = self._wakeup
+        while True:
+            while self.queue:
+                item = self.queue.popleft()
+                await _send(item)
+                self.completed += 1
+            self.idle = True
+            if self.queue:  # pushed between the drain and setting idle
+                self.idle = False
+                continue
+            await wakeup.wait()
+            wakeup.clear()
+
+    def pending(self) -> int:
+        return self.submitted - self.completed
+
+
+async def _send(item: Outgoing) -> None:
+    try:
+        layer = get_channel_layer(item.layer_alias)
+        if layer is None:
+            raise RuntimeError(f"no channel layer configured for alias {item.layer_alias!r}")
+        await layer.group_send(item.group, {"type": EVENT_TYPE, "message": item.text})
+    except Exception as exc:
+        stats.failed += 1
+        stats.last_error = f"{type(exc).__name__}: {exc}"
+        stats.last_error_at = time.time()
+        logger.error(
+            "Could not send %s to group %r through channel layer %r: %s",
+            item.origin,
+            item.group,
+            item.layer_alias,
+            stats.last_error,
+        )
+    else:
+        stats.sent += 1
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
+def _server_loop() -> asyncio.AbstractEventLoop | None:
+    """The event loop of the ASGI server whose sync thread we run in, if any."""
+    loop = _running_loop()
+    if loop is not None:
+        return loop
+    local = SyncToAsync.threadlocal
+    if getattr(local, "main_event_loop_pid", None) != os.getpid():
+        return None
+    loop = getattr(local, "main_event_loop", None)
+    if loop is not None and loop.is_running() and not loop.is_closed():
+        return loop  # type: ignore[no-any-return]
+    return None
+
+
+@dataclass
+class _BackgroundLoop:
+    loop: asyncio.AbstractEventLoop
+    thread: threading.Thread
+    sender: LoopSender = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.sender = LoopSender(self.loop)
+
+
+class Dispatcher:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._background: _BackgroundLoop | None = None
+        self._background_pid = 0
+        self._loop_senders: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, LoopSender] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def submit(self, item: Outgoing) -> None:
+        stats.queued += 1
+        for intercept in list(interceptors):
+            if intercept(item):
+                return
+        loop = _server_loop()
+        sender = self._sender_for(loop) if loop is not None else self._background_sender()
+        sender.push(item)
+
+    def _sender_for(self, loop: asyncio.AbstractEventLoop) -> LoopSender:
+        sender = self._loop_senders.get(loop)
+        if sender is None:
+            with self._lock:
+                sender = self._loop_senders.get(loop)
+                if sender is None:
+                    sender = self._loop_senders[loop] = LoopSender(loop)
+        return sender
+
+    def _background_sender(self) -> LoopSender:
+        background = self._background
+        if background is None or self._background_pid != os.getpid():
+            with self._lock:
+                background = self._background
+                if background is None or self._background_pid != os.getpid():
+                    background = self._start_background()
+        return background.sender
+
+    def _start_background(self) -> _BackgroundLoop:
+        loop = asyncio.new_event_loop()
+        thread = threading.Thread(
+            target=loop.run_forever, name="rohrpost-signals-sender", daemon=True
+        )
+        background = _BackgroundLoop(loop=loop, thread=thread)
+        thread.start()
+        self._background = background
+        self._background_pid = os.getpid()
+        return background
+
+    def senders(self) -> list[LoopSender]:
+        found = [s for s in list(self._loop_senders.values()) if not s.loop.is_closed()]
+        if self._background is not None and self._background_pid == os.getpid():
+            found.append(self._background.sender)
+        return found
+
+    def pending(self) -> int:
+        return sum(sender.pending() for sender in self.senders())
+
+    def flush(self, timeout: float = 5.0) -> bool:
+        """Wait until every queued message was handed to the layer (or failed).
+
+        Returns False if messages were still waiting after ``timeout`` seconds.
+        Do not call it from the event loop thread that sends them; await
+        :func:`aflush` there.
+        """
+        deadline = time.monotonic() + timeout
+        targets = [(s, s.submitted) for s in self.senders()]
+        here = _running_loop()
+        for sender, mark in targets:
+            if sender.loop is here:
+                raise RuntimeError("flush() would block the loop that sends; use aflush()")
+            while sender.completed < mark:
+                if time.monotonic() > deadline or not sender.loop.is_running():
+                    return False
+                time.sleep(0.0005)
+        return True
+
+    async def aflush(self, timeout: float = 5.0) -> bool:
+        """Async twin of :meth:`flush`, usable on the sending loop itself."""
+        deadline = time.monotonic() + timeout
+        targets = [(s, s.submitted) for s in self.senders()]
+        for sender, mark in targets:
+            while sender.completed < mark:
+                if time.monotonic() > deadline or not sender.loop.is_running():
+                    return False
+                await asyncio.sleep(0.0005)
+        return True
+
+
+dispatcher = Dispatcher()
+
+
+def submit(item: Outgoing) -> None:
+    dispatcher.submit(item)
+
+
+def flush(timeout: float = 5.0) -> bool:
+    return dispatcher.flush(timeout)
+
+
+async def aflush(timeout: float = 5.0) -> bool:
+    return await dispatcher.aflush(timeout)
+
+
+def _flush_at_exit() -> None:
+    background = dispatcher._background
+    if background is None or dispatcher._background_pid != os.getpid():
+        return
+    if not dispatcher.flush(timeout=5.0):
+        logger.error(
+            "%d rohrpost messages were still queued at exit.", background.sender.pending()
+        )
+
+
+atexit.register(_flush_at_exit)

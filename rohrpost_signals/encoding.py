@@ -1,0 +1,36 @@
+"""JSON encoding shared by every outgoing message."""
+
+from __future__ import annotations
+
+import json
+import random
+from typing import Any
+
+from django.core.serializers.json import DjangoJSONEncoder
+
+_encoder = DjangoJSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
+# Browsers read ids as doubles; stay below 2**53 so they round-trip exactly.
+_MAX_MESSAGE_ID = 2**53 - 1
+
+
+def encode(value: Any) -> str:
+    """Compact JSON with Django's encoder (dates, decimals, UUIDs, lazy strings)."""
+    return _encoder.encode(value)
+
+
+def new_message_id() -> int:
+    return random.randint(1, _MAX_MESSAGE_ID)
+
+
+def subscription_update_text(
+    message_id: int, kind: str, group: str, object_json: str
+) -> str:
+    """The rohrpost ``subscription-update`` frame, splicing in pre-encoded object JSON.
+
+    The object is encoded once per change however many groups receive it.
+    """
+    return (
+        f'{{"id":{message_id},"type":"subscription-update","data":'
+        f'{{"type":"{kind}","group":{encode(group)},"object":{object_json}}}}}'
+    )

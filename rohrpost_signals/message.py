@@ -1,0 +1,111 @@
+"""Sending rohrpost messages to one socket or to a group."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from asgiref.sync import async_to_sync
+from channels.consumer import AsyncConsumer
+
+from . import dispatch
+from .conf import conf
+from .encoding import encode, new_message_id
+from .groups import is_valid_group_name
+
+
+def build_message(
+    handler: str | None,
+    message_id: Any = None,
+    error: Any = None,
+    data: Any = None,
+) -> str:
+    """Encode a rohrpost frame; a missing ``message_id`` gets a random integer."""
+    message: dict[str, Any] = {
+        "id": new_message_id() if message_id is None else message_id,
+        "type": handler,
+    }
+    if data is not None:
+        message["data"] = data
+    if error is not None:
+        message["error"] = error
+    return encode(message)
+
+
+def send_text(consumer: Any, text: str) -> None:
+    """Send a text frame through any Channels WebSocket consumer, from any context."""
+    if not isinstance(consumer, AsyncConsumer):
+        consumer.send(text_data=text)
+        return
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        async_to_sync(consumer.send)(text_data=text)
+    else:
+        # On the consumer's own loop we cannot block; the frame goes out next.
+        loop.create_task(consumer.send(text_data=text))
+
+
+def send_message(
+    consumer: Any,
+    handler: str,
+    message_id: Any = None,
+    error: Any = None,
+    data: Any = None,
+) -> None:
+    """Send a message to the client behind ``consumer``.
+
+    In an async handler prefer ``await asend_message(...)``, which waits for
+    the frame to be handed to the server.
+    """
+    send_text(consumer, build_message(handler, message_id, error, data))
+
+
+def send_error(
+    consumer: Any,
+    handler: str | None,
+    message_id: Any = None,
+    error: Any = None,
+    data: Any = None,
+) -> None:
+    """Send an error reply; takes the same arguments as :func:`send_message`."""
+    send_text(consumer, build_message(handler, message_id, error or "Error", data))
+
+
+async def asend_message(
+    consumer: Any,
+    handler: str,
+    message_id: Any = None,
+    error: Any = None,
+    data: Any = None,
+) -> None:
+    await consumer.send(text_data=build_message(handler, message_id, error, data))
+
+
+async def asend_error(
+    consumer: Any,
+    handler: str | None,
+    message_id: Any = None,
+    error: Any = None,
+    data: Any = None,
+) -> None:
+    await consumer.send(text_data=build_message(handler, message_id, error or "Error", data))
+
+
+def send_to_group(
+    group: str,
+    handler: str,
+    data: Any = None,
+    message_id: Any = None,
+    error: Any = None,
+) -> None:
+    """Send a message to every socket in ``group``.
+
+    Returns at once: the message is queued to the channel layer
+    (``ROHRPOST["CHANNEL_LAYER"]``) and sent in order; failures are logged.
+    """
+    if not is_valid_group_name(group):
+        raise ValueError(f"{group!r} is not a valid Channels group name.")
+    text = build_message(handler, message_id, error, data)
+    origin = f"{handler!r} message"
+    dispatch.submit(dispatch.Outgoing(conf.CHANNEL_LAYER, group, text, origin))

@@ -1,0 +1,84 @@
+"""What a change sends: the groups it goes to and the object it carries."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from django.db import models
+
+from .groups import default_group_name, format_template, is_valid_group_name
+from .watching import WatchedModel
+
+logger = logging.getLogger("rohrpost_signals")
+
+
+def group_names_for(instance: models.Model, watched: WatchedModel, kind: str) -> list[str]:
+    """Model hook > ``group_name`` attribute > ``groups`` setting > ``<model>-<pk>``.
+
+    Names that Channels would reject are logged and left out.
+    """
+    if watched.has_get_group_name:
+        names: Any = instance.get_group_name(kind)  # type: ignore[attr-defined]
+    elif watched.has_group_name:
+        names = instance.group_name  # type: ignore[attr-defined]
+    elif watched.group_templates:
+        names = []
+        for template in watched.group_templates:
+            try:
+                names.append(format_template(template, instance))
+            except (AttributeError, KeyError, IndexError, ValueError) as exc:
+                logger.error(
+                    "Group template %r failed for %s pk=%s: %r",
+                    template,
+                    watched.label,
+                    instance.pk,
+                    exc,
+                )
+    else:
+        names = [default_group_name(instance)]
+    if isinstance(names, str):
+        names = [names]
+    valid = []
+    for name in names or ():
+        if is_valid_group_name(name):
+            if name not in valid:
+                valid.append(name)
+        else:
+            logger.error(
+                "Skipping invalid group name %r for %s pk=%s: group names must be "
+                "shorter than 100 characters of ASCII letters, digits, '-', '_' or '.'.",
+                name,
+                watched.label,
+                instance.pk,
+            )
+    return valid
+
+
+def object_data(
+    instance: models.Model,
+    watched: WatchedModel,
+    kind: str,
+    updated_fields: Sequence[str] | None,
+) -> Any:
+    """Model hook > ``serializer`` setting > configured ``fields`` > ``{"id": pk}``.
+
+    On update, ``updated_fields`` is added unless the payload already has it.
+    """
+    fields_arg = list(updated_fields) if updated_fields is not None else None
+    if watched.has_push_data:
+        data = instance.get_push_notification_data(  # type: ignore[attr-defined]
+            fields_arg, kind
+        )
+    elif watched.serializer is not None:
+        data = watched.serializer(instance, fields_arg, kind)
+    elif watched.payload_fields is not None:
+        data = {"id": instance.pk}
+        for field in watched.payload_fields:
+            data[field.name] = field.value_from_object(instance)
+    else:
+        data = {"id": instance.pk}
+    if kind == "update" and updated_fields is not None and isinstance(data, dict):
+        data.setdefault("updated_fields", sorted(updated_fields))
+    return data

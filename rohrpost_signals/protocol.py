@@ -1,0 +1,82 @@
+"""Parsing and validating incoming rohrpost frames (shared by both consumers)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from .groups import is_valid_group_name
+from .message import build_message
+
+
+class ProtocolError(Exception):
+    """A request the server answers with an error frame instead of a handler call."""
+
+    def __init__(self, error: str, message_id: Any = None, handler: str | None = None) -> None:
+        super().__init__(error)
+        self.error = error
+        self.message_id = message_id
+        self.handler = handler
+
+    def frame(self) -> str:
+        return build_message(self.handler or "error", self.message_id, self.error)
+
+
+def _too_large(text: str, limit: int) -> bool:
+    # A UTF-8 character takes at most 4 bytes: skip the encode for small frames.
+    if len(text) > limit:
+        return True
+    return len(text) * 4 > limit and len(text.encode("utf-8")) > limit
+
+
+def parse_request(text_data: str | None, bytes_data: bytes | None, limit: int) -> dict[str, Any]:
+    """The request object of a frame, or ``ProtocolError`` saying what is wrong."""
+    if text_data is None:
+        raise ProtocolError("Binary frames are not supported; send JSON text.")
+    if _too_large(text_data, limit):
+        raise ProtocolError(f"Message is larger than the limit of {limit} bytes.")
+    try:
+        request = json.loads(text_data)
+    except ValueError as exc:
+        raise ProtocolError(f"Could not decode JSON message: {exc}.") from None
+    if not isinstance(request, dict):
+        raise ProtocolError("A message must be a JSON object.")
+    message_id = request.get("id")
+    handler = request.get("type")
+    if "id" not in request or message_id is None:
+        raise ProtocolError(
+            "Missing required field 'id'.", handler=handler if isinstance(handler, str) else None
+        )
+    if isinstance(message_id, (dict, list)):
+        raise ProtocolError("Field 'id' must be a string or a number.")
+    if "type" not in request:
+        raise ProtocolError("Missing required field 'type'.", message_id)
+    if not isinstance(handler, str) or not handler:
+        raise ProtocolError("Field 'type' must be a non-empty string.", message_id)
+    return request
+
+
+def subscription_group(request: dict[str, Any]) -> str:
+    """The group a subscribe/unsubscribe request names.
+
+    ``data`` may be ``{"group": "order-5"}``, the bare string ``"order-5"``,
+    or rohrpost.js-style ``{"type": "order", "id": 5}`` (meaning ``order-5``).
+    """
+    data = request.get("data")
+    group: Any = None
+    if isinstance(data, str):
+        group = data
+    elif isinstance(data, dict):
+        if "group" in data:
+            group = data["group"]
+        elif isinstance(data.get("type"), str) and isinstance(data.get("id"), (int, str)):
+            group = f"{data['type']}-{data['id']}"
+    if not is_valid_group_name(group):
+        raise ProtocolError(
+            "A subscription needs data.group: a name shorter than 100 characters of "
+            "ASCII letters, digits, '-', '_' or '.'.",
+            request["id"],
+            request["type"],
+        )
+    assert isinstance(group, str)
+    return group

@@ -1,0 +1,63 @@
+"""``post_save`` / ``post_delete`` receivers connected by the app registry."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+from django.db import models
+
+from .changes import record
+from .tracking import changed_fields
+from .watching import registry
+
+logger = logging.getLogger("rohrpost_signals")
+
+
+def on_post_save(
+    sender: type[models.Model],
+    instance: models.Model,
+    created: bool,
+    raw: bool = False,
+    using: str = "default",
+    update_fields: Iterable[str] | None = None,
+    **kwargs: Any,
+) -> None:
+    if raw:
+        return  # fixture loading
+    watched = registry.get(sender)
+    if watched is None:
+        return
+    try:
+        if created:
+            record(watched, instance, "create", None, using)
+            return
+        if update_fields is not None:
+            names = watched.watched_field_names
+            attnames = {f.attname: f.name for f in watched.tracker.fields}
+            updated = sorted(
+                {attnames.get(name, name) for name in update_fields} & names
+            )
+        else:
+            updated = changed_fields(instance, watched.tracker)
+        if updated:
+            record(watched, instance, "update", updated, using)
+    except Exception:
+        # A notification must never break the save that caused it.
+        logger.exception("Could not notify %s pk=%s", watched.label, instance.pk)
+
+
+def on_post_delete(
+    sender: type[models.Model],
+    instance: models.Model,
+    using: str = "default",
+    **kwargs: Any,
+) -> None:
+    watched = registry.get(sender)
+    if watched is None:
+        return
+    try:
+        record(watched, instance, "delete", None, using)
+    except Exception:
+        logger.exception("Could not notify %s pk=%s", watched.label, instance.pk)

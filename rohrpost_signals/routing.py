@@ -1,0 +1,9 @@
+"""Ready-made WebSocket routes: include them in your ``URLRouter``."""
+
+from django.urls import path
+
+from .consumers import RohrpostConsumer
+
+websocket_urlpatterns = [
+    path("ws/rohrpost/", RohrpostConsumer.as_asgi()),
+]

@@ -1,0 +1,76 @@
+"""Test helpers for projects that use rohrpost_signals."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import DEFAULT_DB_ALIAS, connections
+from django.test import TestCase
+
+from . import dispatch
+
+
+@dataclass(frozen=True)
+class Notification:
+    """One message as it would reach the channel layer."""
+
+    group: str
+    text: str
+
+    @property
+    def message(self) -> dict[str, Any]:
+        value: dict[str, Any] = json.loads(self.text)
+        return value
+
+    @property
+    def type(self) -> str:
+        return str(self.message["data"]["type"])
+
+    @property
+    def object(self) -> Any:
+        return self.message["data"]["object"]
+
+
+class CapturedNotifications(list[Notification]):
+    def for_group(self, group: str) -> list[Notification]:
+        return [n for n in self if n.group == group]
+
+    @property
+    def groups(self) -> list[str]:
+        return [n.group for n in self]
+
+
+@contextmanager
+def capture_notifications(
+    *, send: bool = False, run_on_commit: bool | None = None, using: str = DEFAULT_DB_ALIAS
+) -> Iterator[CapturedNotifications]:
+    """Collect the messages the block sends to groups.
+
+    ``send=False`` (the default) keeps them from the channel layer. Messages
+    go out only after commit; inside a test's transaction (``TestCase``,
+    ``pytest.mark.django_db``) the commit never happens, so by default the
+    helper runs the ``on_commit`` hooks registered in the block when it ends,
+    as ``TestCase.captureOnCommitCallbacks(execute=True)`` does.
+    """
+    captured = CapturedNotifications()
+
+    def intercept(item: dispatch.Outgoing) -> bool:
+        captured.append(Notification(item.group, item.text))
+        return not send
+
+    if run_on_commit is None:
+        run_on_commit = connections[using].in_atomic_block
+    dispatch.interceptors.append(intercept)
+    try:
+        with ExitStack() as stack:
+            if run_on_commit:
+                stack.enter_context(
+                    TestCase.captureOnCommitCallbacks(using=using, execute=True)
+                )
+            yield captured
+    finally:
+        dispatch.interceptors.remove(intercept)

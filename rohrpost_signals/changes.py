@@ -59,9 +59,7 @@ class Snapshot:
     object_json: str
 
 
-def snapshot(
-    instance: models.Model, watched: WatchedModel, state: State
-) -> Snapshot | None:
+def snapshot(instance: models.Model, watched: WatchedModel, state: State) -> Snapshot | None:
     if state.kind is None or state.kind not in watched.events:
         return None
     updated = sorted(state.updated_fields) if state.updated_fields is not None else None
@@ -148,7 +146,8 @@ def _current_batch(connection: BaseDatabaseWrapper) -> Batch:
     batch = Batch()
     setattr(connection, _BATCH_ATTR, batch)
     # Empty savepoint ids: a savepoint rollback never drops the flush hook.
-    connection.run_on_commit.append((set(), batch.flush_hook, False))
+    no_savepoints: set[str] = set()
+    connection.run_on_commit.append((no_savepoints, batch.flush_hook, False))  # type: ignore[arg-type]
     return batch
 
 

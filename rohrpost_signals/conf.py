@@ -40,28 +40,28 @@ class RohrpostSettings:
         return self.raw.get(key, DEFAULTS[key])
 
     @property
-    def MODELS(self) -> dict[str, dict[str, Any]]:  # noqa: N802 - mirrors the setting key
+    def MODELS(self) -> dict[str, dict[str, Any]]:
         value = self.get("MODELS")
         return value if isinstance(value, dict) else {}
 
     @property
-    def SUBSCRIBE_POLICY(self) -> Any:  # noqa: N802
+    def SUBSCRIBE_POLICY(self) -> Any:
         return self.get("SUBSCRIBE_POLICY")
 
     @property
-    def CHANNEL_LAYER(self) -> str:  # noqa: N802
+    def CHANNEL_LAYER(self) -> str:
         return str(self.get("CHANNEL_LAYER"))
 
     @property
-    def MAX_MESSAGE_BYTES(self) -> int:  # noqa: N802
+    def MAX_MESSAGE_BYTES(self) -> int:
         return int(self.get("MAX_MESSAGE_BYTES"))
 
     @property
-    def MAX_SUBSCRIPTIONS(self) -> int:  # noqa: N802
+    def MAX_SUBSCRIPTIONS(self) -> int:
         return int(self.get("MAX_SUBSCRIPTIONS"))
 
     @property
-    def MAX_PENDING_MESSAGES(self) -> int:  # noqa: N802
+    def MAX_PENDING_MESSAGES(self) -> int:
         return int(self.get("MAX_PENDING_MESSAGES"))
 
 

@@ -72,7 +72,7 @@ class _SubscriptionRules:
         )
 
 
-class RohrpostConsumer(_SubscriptionRules, AsyncWebsocketConsumer):
+class RohrpostConsumer(_SubscriptionRules, AsyncWebsocketConsumer):  # type: ignore[misc]
     """Async consumer: ``path("ws/rohrpost/", RohrpostConsumer.as_asgi())``."""
 
     async def connect(self) -> None:
@@ -105,9 +105,7 @@ class RohrpostConsumer(_SubscriptionRules, AsyncWebsocketConsumer):
             await self.send(text_data=exc.frame())
             return
         try:
-            if getattr(handler, "rohrpost_builtin", False) or asyncio.iscoroutinefunction(
-                handler
-            ):
+            if getattr(handler, "rohrpost_builtin", False) or asyncio.iscoroutinefunction(handler):
                 result = handler(self, request)
                 if result is not None:
                     await result
@@ -143,7 +141,7 @@ class RohrpostConsumer(_SubscriptionRules, AsyncWebsocketConsumer):
         )
 
 
-class SyncRohrpostConsumer(_SubscriptionRules, WebsocketConsumer):
+class SyncRohrpostConsumer(_SubscriptionRules, WebsocketConsumer):  # type: ignore[misc]
     """Sync consumer, as in rohrpost 3/4: handlers run in the consumer's thread."""
 
     def connect(self) -> None:

@@ -298,9 +298,7 @@ def _flush_at_exit() -> None:
     if background is None or dispatcher._background_pid != os.getpid():
         return
     if not dispatcher.flush(timeout=5.0):
-        logger.error(
-            "%d rohrpost messages were still queued at exit.", background.sender.pending()
-        )
+        logger.error("%d rohrpost messages were still queued at exit.", background.sender.pending())
 
 
 atexit.register(_flush_at_exit)

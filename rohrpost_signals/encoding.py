@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import random
 from typing import Any
 
@@ -23,9 +22,7 @@ def new_message_id() -> int:
     return random.randint(1, _MAX_MESSAGE_ID)
 
 
-def subscription_update_text(
-    message_id: int, kind: str, group: str, object_json: str
-) -> str:
+def subscription_update_text(message_id: int, kind: str, group: str, object_json: str) -> str:
     """The rohrpost ``subscription-update`` frame, splicing in pre-encoded object JSON.
 
     The object is encoded once per change however many groups receive it.

@@ -73,6 +73,7 @@ def template_fields(template: str) -> list[str]:
 
 
 def _is_integer_field(model: type[models.Model], name: str) -> bool:
+    field: Any
     if name == "pk":
         field = model._meta.pk
     else:
@@ -82,8 +83,9 @@ def _is_integer_field(model: type[models.Model], name: str) -> bool:
             field = next((f for f in model._meta.concrete_fields if f.attname == name), None)
     if field is None:
         return False
-    target = field.target_field if field.is_relation and field.many_to_one else field
-    return isinstance(target, (models.IntegerField, models.AutoField))
+    if field.is_relation and field.many_to_one:
+        field = field.target_field
+    return isinstance(field, (models.IntegerField, models.AutoField))
 
 
 def template_pattern(model: type[models.Model], template: str) -> re.Pattern[str]:

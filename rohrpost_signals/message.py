@@ -32,6 +32,10 @@ def build_message(
     return encode(message)
 
 
+# Tasks must be referenced until done, or the loop may collect them early.
+_pending_sends: set[asyncio.Task[None]] = set()
+
+
 def send_text(consumer: Any, text: str) -> None:
     """Send a text frame through any Channels WebSocket consumer, from any context."""
     if not isinstance(consumer, AsyncConsumer):
@@ -43,7 +47,9 @@ def send_text(consumer: Any, text: str) -> None:
         async_to_sync(consumer.send)(text_data=text)
     else:
         # On the consumer's own loop we cannot block; the frame goes out next.
-        loop.create_task(consumer.send(text_data=text))
+        task = loop.create_task(consumer.send(text_data=text))
+        _pending_sends.add(task)
+        task.add_done_callback(_pending_sends.discard)
 
 
 def send_message(

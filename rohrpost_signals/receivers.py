@@ -36,9 +36,7 @@ def on_post_save(
         if update_fields is not None:
             names = watched.watched_field_names
             attnames = {f.attname: f.name for f in watched.tracker.fields}
-            updated = sorted(
-                {attnames.get(name, name) for name in update_fields} & names
-            )
+            updated = sorted({attnames.get(name, name) for name in update_fields} & names)
         else:
             updated = changed_fields(instance, watched.tracker)
         if updated:

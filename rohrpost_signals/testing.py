@@ -68,9 +68,7 @@ def capture_notifications(
     try:
         with ExitStack() as stack:
             if run_on_commit:
-                stack.enter_context(
-                    TestCase.captureOnCommitCallbacks(using=using, execute=True)
-                )
+                stack.enter_context(TestCase.captureOnCommitCallbacks(using=using, execute=True))
             yield captured
     finally:
         dispatch.interceptors.remove(intercept)

@@ -7,7 +7,7 @@ rebuilt when the setting changes (``override_settings`` in tests).
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -63,7 +63,7 @@ class ModelRegistry:
     def get(self, model: type[models.Model]) -> WatchedModel | None:
         return self._models.get(model)
 
-    def __iter__(self) -> Iterable[WatchedModel]:  # type: ignore[override]
+    def __iter__(self) -> Iterator[WatchedModel]:
         return iter(list(self._models.values()))
 
     def __len__(self) -> int:
@@ -143,11 +143,8 @@ def build_watched(model: type[models.Model], options: dict[str, Any]) -> Watched
 
     payload_fields = None
     if configured is not None:
-        payload_fields = tuple(
-            model._meta.get_field(name)  # type: ignore[misc]
-            for name in configured
-            if name not in excluded
-        )
+        by_name = {f.name: f for f in model._meta.concrete_fields}
+        payload_fields = tuple(by_name[name] for name in configured if name not in excluded)
 
     events = options.get("events")
     if isinstance(events, (list, tuple)):

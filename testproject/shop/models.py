@@ -44,14 +44,14 @@ class Article(NotifyOnChange, models.Model):
     body = models.TextField(blank=True)
     channel = models.CharField(max_length=50, default="news")
 
+    def __str__(self) -> str:
+        return self.title
+
     def get_group_name(self, message_type):
         return f"articles-{self.channel}"
 
     def get_push_notification_data(self, updated_fields, message_type):
         return {"id": self.pk, "title": self.title, "hook": message_type}
-
-    def __str__(self) -> str:
-        return self.title
 
 
 class Announcement(NotifyOnCreate, NotifyOnDelete, models.Model):

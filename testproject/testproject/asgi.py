@@ -16,9 +16,7 @@ application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
         "websocket": AllowedHostsOriginValidator(
-            AuthMiddlewareStack(
-                URLRouter([path("ws/rohrpost/", RohrpostConsumer.as_asgi())])
-            )
+            AuthMiddlewareStack(URLRouter([path("ws/rohrpost/", RohrpostConsumer.as_asgi())]))
         ),
     }
 )

@@ -1,0 +1,57 @@
+"""Which real services the suite may use, and how it reacts when one is missing.
+
+Locally a missing Redis or PostgreSQL skips the tests that need it, with the
+reason. With ``RPS_REQUIRE_SERVICES=1`` (``.ci/run`` sets it) they fail.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from functools import cache
+from urllib.parse import urlparse
+
+import pytest
+
+REDIS_URL = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
+
+
+def required() -> bool:
+    return os.environ.get("RPS_REQUIRE_SERVICES") == "1"
+
+
+@cache
+def reachable(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1.0):
+            return True
+    except OSError:
+        return False
+
+
+def redis_address() -> tuple[str, int]:
+    parsed = urlparse(REDIS_URL)
+    return parsed.hostname or "127.0.0.1", parsed.port or 6379
+
+
+def redis_up() -> bool:
+    return reachable(*redis_address())
+
+
+def postgres_up() -> bool:
+    return reachable(os.environ.get("PGHOST", "127.0.0.1"), int(os.environ.get("PGPORT", "5432")))
+
+
+def need_redis() -> None:
+    """Skip (or, when services are required, fail) the calling test without Redis."""
+    if not redis_up():
+        message = f"Redis is not reachable at {REDIS_URL}"
+        if required():
+            pytest.fail(message + " and RPS_REQUIRE_SERVICES=1", pytrace=False)
+        pytest.skip(message)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])

@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from asgiref.sync import async_to_sync
-from channels.consumer import AsyncConsumer
+from asgiref.sync import async_to_sync, sync_to_async
+from channels.consumer import SyncConsumer
 
 from . import dispatch
 from .conf import conf
@@ -36,9 +36,21 @@ def build_message(
 _pending_sends: set[asyncio.Task[None]] = set()
 
 
+def _is_async_send(consumer: Any) -> bool:
+    return asyncio.iscoroutinefunction(consumer.send)
+
+
+async def asend_text(consumer: Any, text: str) -> None:
+    """Async twin of :func:`send_text`."""
+    if isinstance(consumer, SyncConsumer) or not _is_async_send(consumer):
+        await sync_to_async(consumer.send)(text_data=text)
+    else:
+        await consumer.send(text_data=text)
+
+
 def send_text(consumer: Any, text: str) -> None:
     """Send a text frame through any Channels WebSocket consumer, from any context."""
-    if not isinstance(consumer, AsyncConsumer):
+    if isinstance(consumer, SyncConsumer) or not _is_async_send(consumer):
         consumer.send(text_data=text)
         return
     try:
@@ -85,7 +97,7 @@ async def asend_message(
     error: Any = None,
     data: Any = None,
 ) -> None:
-    await consumer.send(text_data=build_message(handler, message_id, error, data))
+    await asend_text(consumer, build_message(handler, message_id, error, data))
 
 
 async def asend_error(
@@ -95,7 +107,7 @@ async def asend_error(
     error: Any = None,
     data: Any = None,
 ) -> None:
-    await consumer.send(text_data=build_message(handler, message_id, error or "Error", data))
+    await asend_text(consumer, build_message(handler, message_id, error or "Error", data))
 
 
 def send_to_group(

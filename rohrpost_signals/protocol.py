@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from .encoding import encode
 from .groups import is_valid_group_name
-from .message import build_message
 
 
 class ProtocolError(Exception):
@@ -19,7 +19,8 @@ class ProtocolError(Exception):
         self.handler = handler
 
     def frame(self) -> str:
-        return build_message(self.handler or "error", self.message_id, self.error)
+        # Keep a missing id as null: a random one would match some other request.
+        return encode({"id": self.message_id, "type": self.handler or "error", "error": self.error})
 
 
 def _too_large(text: str, limit: int) -> bool:

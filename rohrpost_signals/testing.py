@@ -11,7 +11,7 @@ from typing import Any
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.test import TestCase
 
-from . import dispatch
+from . import changes, dispatch
 
 
 @dataclass(frozen=True)
@@ -64,6 +64,11 @@ def capture_notifications(
 
     if run_on_commit is None:
         run_on_commit = connections[using].in_atomic_block
+    if run_on_commit:
+        # A change made earlier in this transaction opened a batch whose commit
+        # hook sits before the block's hooks, where the capture below would not
+        # run it: the block's changes get a batch of their own.
+        setattr(connections[using], changes._BATCH_ATTR, None)
     dispatch.interceptors.append(intercept)
     try:
         with ExitStack() as stack:

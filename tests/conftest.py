@@ -55,6 +55,15 @@ def redis_layer_config(prefix: str | None = None, **config: Any) -> dict[str, An
     }
 
 
+@pytest.fixture
+def library_default_policy(settings: Any) -> None:
+    """Use rohrpost_signals' own default policy whatever the project configures."""
+    settings.ROHRPOST = {
+        **settings.ROHRPOST,
+        "SUBSCRIBE_POLICY": "rohrpost_signals.policy.default_policy",
+    }
+
+
 MEMORY_LAYER = {"BACKEND": "channels.layers.InMemoryChannelLayer"}
 
 

@@ -13,11 +13,11 @@ from typing import Any
 import pytest
 from django.db import transaction
 from django.test import override_settings
-from shop.models import Customer, Order, Product
 
 from rohrpost_signals import changes, dispatch
 from rohrpost_signals.notify import notify_changes, update_and_notify
 from rohrpost_signals.testing import capture_notifications
+from shop.models import Customer, Order, Product
 from tests import services
 from tests.helpers import GroupListener
 

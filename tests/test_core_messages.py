@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 from django.test import override_settings
-from shop.models import Announcement, Article, Customer, Order, Product, Ticket
 
 from rohrpost_signals.testing import capture_notifications
 from rohrpost_signals.watching import registry
+from shop.models import Announcement, Article, Customer, Order, Product, Ticket
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

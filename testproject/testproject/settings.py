@@ -26,6 +26,7 @@ INSTALLED_APPS = [
     "channels",
     "rohrpost_signals",
     "shop",
+    "board",
 ]
 
 MIDDLEWARE = [
@@ -100,7 +101,17 @@ ROHRPOST = {
             "groups": ["order-{pk}", "customer-{customer_id}-orders"],
         },
         "shop.Product": {},
+        # The demo (testproject/board): one group per card and one per board's
+        # card list, so a page showing a board also sees cards being created.
+        "board.Board": {"fields": ["name"], "groups": ["board-{pk}"]},
+        "board.Card": {
+            "fields": ["board", "title", "status", "assignee"],
+            "groups": ["card-{pk}", "board-{board_id}-cards"],
+            "serializer": "board.realtime.card_data",
+        },
     },
+    # Board members only; every other group goes to the library's default policy.
+    "SUBSCRIBE_POLICY": "board.realtime.can_subscribe",
 }
 
 AUTH_PASSWORD_VALIDATORS = []
@@ -113,6 +124,7 @@ STATIC_ROOT = BASE_DIR / "staticfiles"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/"
+LOGOUT_REDIRECT_URL = "/accounts/login/"
 
 LOGGING = {
     "version": 1,

@@ -1,0 +1,1 @@
+"""The benchmark-only Django app: one small model in four variants."""

@@ -1,0 +1,150 @@
+"""Measurement 1: what a watched model adds to ``Model.save()``.
+
+Runs in a child process for one database / channel layer pair and prints one
+JSON document. Every variant updates one field of its own row (``counter``)
+with a plain ``save()``, outside a transaction and inside ``atomic()`` (the
+commit, and with it the on-commit sends, is inside the timed block). Variants
+and modes take turns in short chunks so that drift on a noisy machine hits
+all of them alike.
+
+Per save it records the time ``save()`` (or the atomic block) took. Because
+rohrpost_signals hands the message to a background sender, it also records
+each chunk's wall time *including* ``dispatch.flush()``: the queue must not
+hide cost, so the drained time per save and the messages/s the sender keeps
+up with are reported too, and every message is counted (sent, failed, dropped).
+
+The groups have no members here, so every library pays the same price inside
+the layer; what differs is how each one gets there. With Redis the harness
+also checks that no message is lost when a writer process exits normally
+right after its last save (``benchmarks.exitcheck``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import subprocess
+import sys
+import time
+import uuid
+from typing import Any
+
+from . import djangoenv
+
+MODES = ("outside", "inside")
+
+
+def run(n: int, chunks: int, warmup: int) -> dict[str, Any]:
+    from django.db import transaction
+
+    from rohrpost_signals import dispatch
+
+    from .benchapp.models import VARIANTS
+
+    objects = {name: model.objects.create(name="item") for name, model in VARIANTS.items()}
+    dispatch.flush(timeout=30)
+    order = list(VARIANTS)
+    per_save: dict[str, dict[str, list[int]]] = {v: {m: [] for m in MODES} for v in order}
+    drained: dict[str, dict[str, int]] = {v: dict.fromkeys(MODES, 0) for v in order}
+    counter = 0
+
+    def chunk(variant: str, mode: str, count: int, record: bool) -> None:
+        nonlocal counter
+        obj = objects[variant]
+        times = per_save[variant][mode]
+        clock = time.perf_counter_ns
+        gc.collect()
+        start = clock()
+        for _ in range(count):
+            counter += 1
+            if mode == "outside":
+                t0 = clock()
+                obj.counter = counter
+                obj.save()
+                t1 = clock()
+            else:
+                t0 = clock()
+                with transaction.atomic():
+                    obj.counter = counter
+                    obj.save()
+                t1 = clock()
+            if record:
+                times.append(t1 - t0)
+        if not dispatch.flush(timeout=60):
+            raise RuntimeError("the sender did not drain within 60 s")
+        if record:
+            drained[variant][mode] += clock() - start
+
+    for variant in order:
+        for mode in MODES:
+            chunk(variant, mode, warmup, record=False)
+
+    before = dispatch.stats.as_dict()
+    size = max(1, n // chunks)
+    for index in range(chunks):
+        rotated = order[index % len(order) :] + order[: index % len(order)]
+        for variant in rotated:
+            for mode in MODES if index % 2 == 0 else MODES[::-1]:
+                chunk(variant, mode, size, record=True)
+    after = dispatch.stats.as_dict()
+    signals_saves = sum(len(per_save["signals"][m]) for m in MODES)
+    return {
+        "per_save_ns": per_save,
+        "drained_ns": drained,
+        "saves_per_cell": size * chunks,
+        "signals_messages": {
+            "expected": signals_saves,
+            "sent": after["sent"] - before["sent"],
+            "failed": after["failed"] - before["failed"],
+            "dropped": after["dropped"] - before["dropped"],
+        },
+    }
+
+
+def exit_check(n: int) -> dict[str, Any]:
+    """Save ``n`` times in a child that exits right away; count what arrived."""
+    import asyncio
+
+    from channels.layers import get_channel_layer
+
+    channel = f"bench-exit-{uuid.uuid4().hex}"
+    started = time.monotonic()
+    subprocess.run(
+        [sys.executable, "-m", "benchmarks.exitcheck", channel, str(n)],
+        check=True,
+        timeout=300,
+    )
+    exited = time.monotonic() - started
+
+    async def drain() -> int:
+        layer = get_channel_layer()
+        got = 0
+        try:
+            while got < n:
+                await asyncio.wait_for(layer.receive(channel), timeout=2.0)
+                got += 1
+        except asyncio.TimeoutError:
+            pass
+        return got
+
+    received = asyncio.run(drain())
+    return {"saves": n, "received": received, "child_seconds": exited}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--n", type=int, default=2000)
+    parser.add_argument("--chunks", type=int, default=10)
+    parser.add_argument("--warmup", type=int, default=50)
+    parser.add_argument("--exit-check", type=int, default=0)
+    args = parser.parse_args()
+    djangoenv.setup()
+    result = run(args.n, args.chunks, args.warmup)
+    if args.exit_check:
+        result["exit_check"] = exit_check(args.exit_check)
+    json.dump(result, sys.stdout)
+
+
+if __name__ == "__main__":
+    main()

@@ -45,6 +45,7 @@ class LiveConfig:
     clients: int = 1000
     latency_updates: int = 2000
     latency_interval_us: int = 3000
+    rounds: int = 10  # variants take turns this many times in each measurement
     fanout_reps: int = 20
     sustained_updates: tuple[int, int, int] = (1000, 200, 40)  # for slots a, b, c
     window: int = 20
@@ -68,18 +69,24 @@ def rss_kib(pid: int) -> int:
 
 
 class Server:
-    def __init__(self, env: dict[str, str], profile_base: str | None = None) -> None:
+    """``benchmarks.serve`` in a child process; its output goes to a log file."""
+
+    def __init__(self, env: dict[str, str], log: Path, profile_base: str | None = None) -> None:
         self.port = free_port()
+        self.log = log
+        self.profile_base = profile_base
+        self.dumps = 0
         args = [sys.executable, "-m", "benchmarks.serve", str(self.port)]
         if profile_base:
             args.append(profile_base)
-        self.proc = subprocess.Popen(args, env=env)
+        with log.open("ab") as out:
+            self.proc = subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT)
 
-    async def ready(self, timeout: float = 30) -> None:
+    async def ready(self, timeout: float = 60) -> None:
         end = time.monotonic() + timeout
         while time.monotonic() < end:
             if self.proc.poll() is not None:
-                raise RuntimeError("the benchmark server exited at start-up")
+                raise RuntimeError(f"the benchmark server exited at start-up; see {self.log}")
             try:
                 _, writer = await asyncio.open_connection("127.0.0.1", self.port)
                 writer.close()
@@ -91,11 +98,24 @@ class Server:
     def url(self, variant: str) -> str:
         return f"ws://127.0.0.1:{self.port}/{ROUTES[variant]}"
 
+    def start_profile(self) -> None:
+        self.proc.send_signal(signal.SIGUSR1)
+
+    async def stop_profile(self) -> pstats.Stats:
+        self.proc.send_signal(signal.SIGUSR2)
+        path = Path(f"{self.profile_base}.{self.dumps}.prof")
+        self.dumps += 1
+        for _ in range(600):
+            if path.exists():
+                return pstats.Stats(str(path))
+            await asyncio.sleep(0.05)
+        raise RuntimeError(f"the server wrote no profile {path}")
+
     def stop(self) -> None:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGINT)
             try:
-                self.proc.wait(timeout=20)
+                self.proc.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
@@ -128,21 +148,30 @@ class WriterProcess:
         return await self._read()
 
     async def stop(self) -> None:
-        await self.call(cmd="flush")
+        if self.proc.returncode is not None:
+            return
         assert self.proc.stdin is not None
         self.proc.stdin.write(b'{"cmd": "quit"}\n')
         await self.proc.stdin.drain()
-        await asyncio.wait_for(self.proc.wait(), 30)
+        await asyncio.wait_for(self.proc.wait(), 60)
+
+
+def rotated(items: tuple[str, ...], turn: int) -> list[str]:
+    shift = turn % len(items)
+    return list(items[shift:] + items[:shift])
 
 
 class LiveRun:
-    def __init__(self, config: LiveConfig, env: dict[str, str], workdir: Path) -> None:
+    def __init__(
+        self, config: LiveConfig, env: dict[str, str], workdir: Path, log: Any = print
+    ) -> None:
         self.config = config
         self.env = env
         self.workdir = workdir
         self.k = 1_000_000  # update numbers, unique over the whole run
         self.writer = WriterProcess()
-        self.log = print
+        self.log = log
+        self.tally = Tally()
 
     def next_k(self, count: int = 1) -> int:
         start = self.k
@@ -156,209 +185,227 @@ class LiveRun:
             return [dcrf_subscribe(self.pks["dcrf"][s], n) for n, s in enumerate(slots, 1)]
         return [rohrpost_subscribe(self.groups[variant][s], n) for n, s in enumerate(slots, 1)]
 
+    async def connect(self, server: Server, variant: str, count: int, offset: int = 0) -> Swarm:
+        swarm = Swarm(server.url(variant), self.tally)
+        await swarm.open(count, lambda i: self.frames_for(variant, offset + i))
+        return swarm
+
     async def run(self) -> dict[str, Any]:
         info = await self.writer.start(self.env)
         self.pks, self.groups = info["pks"], info["groups"]
-        results: dict[str, Any] = {}
+        results: dict[str, Any] = {"config": self.config.__dict__}
         try:
-            for variant in LIVE_VARIANTS:
-                results[variant] = await self.measure(variant)
-            results["profile"] = {}
-            for variant in LIVE_VARIANTS:
-                results["profile"][variant] = await self.profile(variant)
+            self.log("memory: one fresh server per variant")
+            results["memory"] = {v: await self.memory(v) for v in LIVE_VARIANTS}
+            self.log("latency, fan-out, sustained rate, profile: one server, variants take turns")
+            results.update(await self.shared_server())
         finally:
             await self.writer.stop()
         return results
 
-    async def connect(self, server: Server, variant: str, tally: Tally) -> Swarm:
-        swarm = Swarm(server.url(variant), tally)
-        await swarm.open(self.config.clients, lambda i: self.frames_for(variant, i))
-        return swarm
-
-    async def measure(self, variant: str) -> dict[str, Any]:
+    async def memory(self, variant: str) -> dict[str, Any]:
         config = self.config
-        server = Server(self.env)
+        server = Server(self.env, self.workdir / f"server-memory-{variant}.log")
         try:
             await server.ready()
-            tally = Tally()
-            # Warm up: the first connections import and cache things once per process.
-            warm = Swarm(server.url(variant), tally)
-            await warm.open(10, lambda i: self.frames_for(variant, config.clients + i))
+            # The first connections import and cache things once per process.
+            warm = await self.connect(server, variant, 10, offset=config.clients)
             await warm.close()
             await asyncio.sleep(0.5)
-            rss_before = rss_kib(server.proc.pid)
+            before = rss_kib(server.proc.pid)
             started = time.monotonic()
-            swarm = await self.connect(server, variant, tally)
-            connect_seconds = time.monotonic() - started
+            swarm = await self.connect(server, variant, config.clients)
+            seconds = time.monotonic() - started
             await asyncio.sleep(1.0)
-            rss_after = rss_kib(server.proc.pid)
-            self.log(
-                f"  {variant}: {config.clients} clients connected in {connect_seconds:.1f} s, "
-                f"server RSS {rss_before / 1024:.1f} -> {rss_after / 1024:.1f} MiB"
-            )
-            result: dict[str, Any] = {
-                "memory": {
-                    "rss_before_kib": rss_before,
-                    "rss_after_kib": rss_after,
-                    "clients": config.clients,
-                    "kib_per_1000": (rss_after - rss_before) * 1000 / config.clients,
-                },
-                "connect_seconds": connect_seconds,
-            }
-            result["latency"] = await self.latency(variant, tally)
-            result["fanout"] = await self.fanout(variant, tally)
-            result["sustained"] = await self.sustained(variant, tally)
+            after = rss_kib(server.proc.pid)
             await swarm.close()
-            return result
+        finally:
+            server.stop()
+        per_1000 = (after - before) * 1000 / config.clients
+        self.log(
+            f"  {variant}: {config.clients} clients in {seconds:.1f} s; server RSS "
+            f"{before / 1024:.1f} -> {after / 1024:.1f} MiB ({per_1000 / 1024:.1f} MiB per 1,000)"
+        )
+        return {
+            "rss_before_kib": before,
+            "rss_after_kib": after,
+            "clients": config.clients,
+            "kib_per_1000": per_1000,
+            "connect_seconds": seconds,
+        }
+
+    async def shared_server(self) -> dict[str, Any]:
+        config = self.config
+        server = Server(
+            self.env,
+            self.workdir / "server-shared.log",
+            profile_base=str(self.workdir / "server-profile"),
+        )
+        swarms = []
+        try:
+            await server.ready()
+            for variant in LIVE_VARIANTS:
+                swarms.append(await self.connect(server, variant, config.clients))
+            await asyncio.sleep(1.0)
+            results = {
+                "latency": await self.latency(),
+                "fanout": await self.fanout(),
+                "sustained": await self.sustained(),
+                "profile": await self.profile(server),
+            }
+            for swarm in swarms:
+                await swarm.close()
+            return results
         finally:
             server.stop()
 
-    async def latency(self, variant: str, tally: Tally) -> dict[str, Any]:
+    async def latency(self) -> dict[str, Any]:
         config = self.config
-        warmup = await self.writer.call(
-            cmd="paced",
-            variant=variant,
-            slot="a",
-            start=self.next_k(50),
-            count=50,
-            interval_us=config.latency_interval_us,
-        )
-        stamps = await self.writer.call(
-            cmd="paced",
-            variant=variant,
-            slot="a",
-            start=self.next_k(config.latency_updates),
-            count=config.latency_updates,
-            interval_us=config.latency_interval_us,
-        )
-        await tally.wait(stamps[-1][0], 1, 10)
-        await tally.quiet(0.3, 10)
-        del warmup
-        from_return, from_call, lost = [], [], 0
-        for k, t_call, t_return in stamps:
-            arrived = tally.first.get(k)
-            if arrived is None:
-                lost += 1
-                continue
-            from_return.append((arrived - t_return) / 1000)
-            from_call.append((arrived - t_call) / 1000)
-        self.log(
-            f"  {variant}: latency p50 {median(from_return):.0f} us from return, "
-            f"{median(from_call):.0f} us from call, lost {lost}"
-        )
-        return {"from_return_us": from_return, "from_call_us": from_call, "lost": lost}
-
-    async def fanout(self, variant: str, tally: Tally) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for slot, size in self.config.slot_sizes().items():
-            last, first, lost = [], [], 0
-            for _ in range(self.config.fanout_reps):
-                k = self.next_k()
-                _, t_call, t_return = await self.writer.call(
-                    cmd="save", variant=variant, slot=slot, k=k
-                )
-                if not await tally.wait(k, size, 30):
-                    lost += size - tally.count[k]
-                    continue
-                last.append((tally.last[k] - t_return) / 1000)
-                first.append((tally.first[k] - t_return) / 1000)
-                await asyncio.sleep(0.02)
-            out[str(size)] = {"last_us": last, "first_us": first, "lost": lost}
-            self.log(f"  {variant}: fan-out to {size}: median {median(last):.0f} us, lost {lost}")
-        return out
-
-    async def sustained(self, variant: str, tally: Tally) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        window = self.config.window
-        batch = max(1, window // 2)
-        for (slot, size), total in zip(
-            self.config.slot_sizes().items(), self.config.sustained_updates, strict=True
-        ):
-            inflight: deque[int] = deque()
-            issued = 0
-            ks: list[int] = []
-            t_first = 0
-            while issued < total:
-                while len(inflight) > window - batch:
-                    await tally.wait(inflight.popleft(), size, 10)
-                count = min(batch, total - issued)
-                stamps = await self.writer.call(
-                    cmd="paced",
-                    variant=variant,
-                    slot=slot,
-                    start=self.next_k(count),
-                    count=count,
-                    interval_us=0,
-                )
-                if not t_first:
-                    t_first = stamps[0][1]
-                for k, _, _ in stamps:
-                    inflight.append(k)
-                    ks.append(k)
-                issued += count
-            while inflight:
-                await tally.wait(inflight.popleft(), size, 10)
-            received = sum(tally.count[k] for k in ks)
-            t_last = max((tally.last[k] for k in ks if k in tally.last), default=t_first)
-            seconds = max(1e-9, (t_last - t_first) / 1e9)
-            out[str(size)] = {
-                "updates": total,
-                "messages": received,
-                "lost": total * size - received,
-                "seconds": seconds,
-                "per_second": received / seconds,
-            }
+        per_round = max(1, config.latency_updates // config.rounds)
+        out = {v: {"from_return_us": [], "from_call_us": [], "lost": 0} for v in LIVE_VARIANTS}
+        for variant in LIVE_VARIANTS:  # warm-up, not recorded
+            await self.paced(variant, "a", 20, config.latency_interval_us)
+        for turn in range(config.rounds):
+            for variant in rotated(LIVE_VARIANTS, turn):
+                stamps = await self.paced(variant, "a", per_round, config.latency_interval_us)
+                await self.tally.wait(stamps[-1][0], 1, 10)
+                row = out[variant]
+                for k, t_call, t_return in stamps:
+                    arrived = self.tally.first.get(k)
+                    if arrived is None:
+                        row["lost"] += 1
+                        continue
+                    row["from_return_us"].append((arrived - t_return) / 1000)
+                    row["from_call_us"].append((arrived - t_call) / 1000)
+        await self.tally.quiet(0.3, 10)
+        for variant, row in out.items():
             self.log(
-                f"  {variant}: sustained to {size}: {received / seconds:,.0f} msg/s, "
-                f"lost {total * size - received}"
+                f"  {variant}: latency p50 {median(row['from_return_us']):.0f} us after save() "
+                f"returned, {median(row['from_call_us']):.0f} us after it was called, "
+                f"lost {row['lost']}"
             )
         return out
 
-    async def profile(self, variant: str) -> dict[str, Any]:
-        """Profile the server's loop while it fans out; count JSON encodes."""
-        base = str(self.workdir / f"server-{variant}")
-        server = Server(self.env, profile_base=base)
+    async def paced(self, variant: str, slot: str, count: int, interval_us: int) -> Any:
+        return await self.writer.call(
+            cmd="paced",
+            variant=variant,
+            slot=slot,
+            start=self.next_k(count),
+            count=count,
+            interval_us=interval_us,
+        )
+
+    async def fanout(self) -> dict[str, Any]:
+        sizes = self.config.slot_sizes()
+        out = {
+            v: {s: {"clients": n, "last_us": [], "first_us": [], "lost": 0} for s, n in sizes.items()}
+            for v in LIVE_VARIANTS
+        }
+        for turn in range(self.config.fanout_reps):
+            for variant in rotated(LIVE_VARIANTS, turn):
+                for slot, size in sizes.items():
+                    k = self.next_k()
+                    _, _t_call, t_return = await self.writer.call(
+                        cmd="save", variant=variant, slot=slot, k=k
+                    )
+                    row = out[variant][slot]
+                    if not await self.tally.wait(k, size, 30):
+                        row["lost"] += size - self.tally.count[k]
+                        continue
+                    row["last_us"].append((self.tally.last[k] - t_return) / 1000)
+                    row["first_us"].append((self.tally.first[k] - t_return) / 1000)
+                    await asyncio.sleep(0.01)
+        for variant in LIVE_VARIANTS:
+            parts = ", ".join(
+                f"{row['clients']}: {median(row['last_us']) / 1000:.1f} ms"
+                for row in out[variant].values()
+            )
+            self.log(f"  {variant}: fan-out, time until the last client has it: {parts}")
+        return out
+
+    async def sustained(self) -> dict[str, Any]:
+        config = self.config
+        sizes = self.config.slot_sizes()
+        rounds = 2
+        out = {
+            v: {s: {"clients": n, "updates": 0, "messages": 0, "seconds": 0.0} for s, n in sizes.items()}
+            for v in LIVE_VARIANTS
+        }
+        for turn in range(rounds):
+            for variant in rotated(LIVE_VARIANTS, turn):
+                for (slot, size), total in zip(sizes.items(), config.sustained_updates, strict=True):
+                    updates, messages, seconds = await self.stream(
+                        variant, slot, size, max(1, total // rounds)
+                    )
+                    row = out[variant][slot]
+                    row["updates"] += updates
+                    row["messages"] += messages
+                    row["seconds"] += seconds
+        for variant in LIVE_VARIANTS:
+            for row in out[variant].values():
+                row["lost"] = row["updates"] * row["clients"] - row["messages"]
+                row["per_second"] = row["messages"] / max(row["seconds"], 1e-9)
+            parts = ", ".join(
+                f"{row['clients']}: {row['per_second']:,.0f}/s (lost {row['lost']})"
+                for row in out[variant].values()
+            )
+            self.log(f"  {variant}: sustained messages per second: {parts}")
+        return out
+
+    async def stream(self, variant: str, slot: str, size: int, total: int) -> tuple[int, int, float]:
+        """``total`` updates with at most ``window`` undelivered; (updates, messages, seconds)."""
+        window = self.config.window
+        batch = max(1, window // 2)
+        inflight: deque[int] = deque()
+        ks: list[int] = []
+        t_first = 0
+        while len(ks) < total:
+            while len(inflight) > window - batch:
+                await self.tally.wait(inflight.popleft(), size, 10)
+            stamps = await self.paced(variant, slot, min(batch, total - len(ks)), 0)
+            t_first = t_first or stamps[0][1]
+            for k, _, _ in stamps:
+                inflight.append(k)
+                ks.append(k)
+        while inflight:
+            await self.tally.wait(inflight.popleft(), size, 10)
+        received = sum(self.tally.count[k] for k in ks)
+        t_last = max((self.tally.last[k] for k in ks if k in self.tally.last), default=t_first)
+        await asyncio.sleep(0.05)
+        return total, received, max(1e-9, (t_last - t_first) / 1e9)
+
+    async def profile(self, server: Server) -> dict[str, Any]:
+        """Profile the server's event loop while it fans out; count its JSON encodes."""
         out: dict[str, Any] = {}
-        try:
-            await server.ready()
-            tally = Tally()
-            swarm = await self.connect(server, variant, tally)
-            dumps = 0
-            for slot, size in self.config.slot_sizes().items():
-                if slot == "b":
-                    continue
-                count = self.config.profile_saves
-                server.proc.send_signal(signal.SIGUSR1)
+        sizes = self.config.slot_sizes()
+        for variant in LIVE_VARIANTS:
+            out[variant] = {}
+            for slot in ("a", "c"):
+                size, count = sizes[slot], self.config.profile_saves
+                server.start_profile()
                 await asyncio.sleep(0.2)
                 start = self.next_k(count)
                 writer_side = await self.writer.call(
                     cmd="profile", variant=variant, slot=slot, start=start, count=count
                 )
                 for k in range(start, start + count):
-                    await tally.wait(k, size, 60)
-                server.proc.send_signal(signal.SIGUSR2)
-                path = Path(f"{base}.{dumps}.prof")
-                dumps += 1
-                for _ in range(200):
-                    if path.exists():
-                        break
-                    await asyncio.sleep(0.05)
-                stats = pstats.Stats(str(path))
-                out[str(size)] = {
+                    await self.tally.wait(k, size, 60)
+                stats = await server.stop_profile()
+                encodes = json_encode_calls(stats)
+                out[variant][slot] = {
+                    "clients": size,
                     "saves": count,
-                    "server_json_encodes": json_encode_calls(stats),
-                    "writer_json_encodes": None if variant == "floor" else writer_side["json_encodes"],
-                    "top": top_functions(stats, 8),
-                    "profile_file": path.name,
+                    "server_json_encodes": encodes,
+                    "writer_json_encodes": None
+                    if variant == "floor"
+                    else writer_side["json_encodes"],
+                    "top": top_functions(stats, 10),
                 }
                 self.log(
-                    f"  {variant}: profile at {size} clients: "
-                    f"{out[str(size)]['server_json_encodes']} JSON encodes in the server "
-                    f"for {count} updates"
+                    f"  {variant}: {count} updates to {size} clients: {encodes} JSON encodes "
+                    f"in the server, {out[variant][slot]['writer_json_encodes']} in the writer"
                 )
-            await swarm.close()
-        finally:
-            server.stop()
         return out
 
 

@@ -19,9 +19,14 @@ from typing import Any
 from django.db import connections, models, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 
-from . import dispatch
+from . import dispatch, history
 from .conf import conf
-from .encoding import encode, new_message_id, subscription_update_text
+from .encoding import (
+    encode,
+    new_message_id,
+    subscription_update_parts,
+    subscription_update_text,
+)
 from .payload import group_names_for, object_data
 from .watching import WatchedModel
 
@@ -72,9 +77,14 @@ def snapshot(instance: models.Model, watched: WatchedModel, state: State) -> Sna
 def send_snapshot(watched: WatchedModel, pk: Any, kind: str, snap: Snapshot) -> None:
     alias = conf.CHANNEL_LAYER
     origin = f"{kind} of {watched.label} pk={pk}"
+    sequenced = history.enabled()
     for group in snap.groups:
-        text = subscription_update_text(new_message_id(), kind, group, snap.object_json)
-        dispatch.submit(dispatch.Outgoing(alias, group, text, origin))
+        message_id = new_message_id()
+        text = subscription_update_text(message_id, kind, group, snap.object_json)
+        parts = None
+        if sequenced:
+            parts = subscription_update_parts(message_id, kind, group, snap.object_json)
+        dispatch.submit(dispatch.Outgoing(alias, group, text, origin, parts))
 
 
 @dataclass

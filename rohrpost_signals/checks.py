@@ -27,7 +27,7 @@ E010 = "rohrpost_signals.E010"  # unknown event
 E011 = "rohrpost_signals.E011"  # CHANNEL_LAYER alias not in CHANNEL_LAYERS
 E012 = "rohrpost_signals.E012"  # a limit that is not a positive integer
 
-_LIMITS = ("MAX_MESSAGE_BYTES", "MAX_SUBSCRIPTIONS", "MAX_PENDING_MESSAGES")
+_LIMITS = ("MAX_MESSAGE_BYTES", "MAX_SUBSCRIPTIONS", "MAX_PENDING_MESSAGES", "HISTORY_MAX_AGE")
 
 
 def _error(msg: str, id: str, hint: str | None = None) -> Error:
@@ -54,6 +54,15 @@ def check_settings(app_configs: Sequence[Any] | None = None, **kwargs: Any) -> l
     if policy is not None:
         errors.extend(_check_callable(policy, "ROHRPOST['SUBSCRIBE_POLICY']"))
     errors.extend(_check_layer(raw.get("CHANNEL_LAYER", DEFAULTS["CHANNEL_LAYER"])))
+    history = raw.get("HISTORY_MAX_MESSAGES", DEFAULTS["HISTORY_MAX_MESSAGES"])
+    if isinstance(history, bool) or not isinstance(history, int) or history < 0:
+        errors.append(
+            _error(
+                f"ROHRPOST['HISTORY_MAX_MESSAGES'] must be an integer >= 0 (0 turns "
+                f"sequencing off), not {history!r}.",
+                E012,
+            )
+        )
     for key in _LIMITS:
         value = raw.get(key, DEFAULTS[key])
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:

@@ -19,6 +19,8 @@ DEFAULTS: dict[str, Any] = {
     "MAX_MESSAGE_BYTES": 65536,
     "MAX_SUBSCRIPTIONS": 100,
     "MAX_PENDING_MESSAGES": 10000,
+    "HISTORY_MAX_MESSAGES": 1000,
+    "HISTORY_MAX_AGE": 600,
 }
 
 #: Option keys accepted for each entry of ``ROHRPOST["MODELS"]``.
@@ -63,6 +65,16 @@ class RohrpostSettings:
     @property
     def MAX_PENDING_MESSAGES(self) -> int:
         return int(self.get("MAX_PENDING_MESSAGES"))
+
+    @property
+    def HISTORY_MAX_MESSAGES(self) -> int:
+        """Messages kept per group for resuming; 0 turns sequencing off."""
+        return int(self.get("HISTORY_MAX_MESSAGES"))
+
+    @property
+    def HISTORY_MAX_AGE(self) -> int:
+        """Seconds a message stays in a group's history."""
+        return int(self.get("HISTORY_MAX_AGE"))
 
 
 conf = RohrpostSettings()

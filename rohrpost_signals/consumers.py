@@ -10,10 +10,11 @@ from asgiref.sync import async_to_sync
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer, WebsocketConsumer
 
+from . import history
 from .conf import conf
 from .message import build_message
 from .policy import default_policy, get_policy
-from .protocol import ProtocolError, parse_request, subscription_group
+from .protocol import ProtocolError, parse_request, subscription_group, subscription_since
 from .registry import HANDLERS
 
 logger = logging.getLogger("rohrpost_signals")
@@ -36,6 +37,9 @@ class _SubscriptionRules:
 
     scope: dict[str, Any]
     subscriptions: set[str]
+    # Per group, the highest seq the socket already has (replayed, or older
+    # than its subscription): live copies up to it are dropped.
+    replayed_upto: dict[str, int]
 
     @property
     def channel_layer_alias(self) -> str:
@@ -65,6 +69,32 @@ class _SubscriptionRules:
                 request["type"],
             )
 
+    def _already_sent(self, event: dict[str, Any]) -> bool:
+        seq = event.get("seq")
+        if seq is None:
+            return False
+        upto = getattr(self, "replayed_upto", {}).get(event.get("group"))
+        return upto is not None and seq <= upto
+
+    def _subscribed_frames(
+        self, group: str, request: dict[str, Any], replay: history.Replay | None
+    ) -> list[str]:
+        """The subscribe reply, then what the client missed (or ``resync-required``)."""
+        if replay is None:
+            return [build_message("subscribe", request["id"], data={"group": group})]
+        if not hasattr(self, "replayed_upto"):
+            self.replayed_upto = {}
+        self.replayed_upto[group] = replay.last_seq
+        frames = [
+            build_message("subscribe", request["id"], data={"group": group, "seq": replay.last_seq})
+        ]
+        if replay.resync:
+            frames.append(
+                build_message("resync-required", data={"group": group, "seq": replay.last_seq})
+            )
+        frames.extend(replay.texts)
+        return frames
+
     @staticmethod
     def _denied(group: str, request: dict[str, Any]) -> ProtocolError:
         return ProtocolError(
@@ -84,16 +114,19 @@ class RohrpostConsumer(_SubscriptionRules, AsyncWebsocketConsumer):  # type: ign
             await self.remove_from_group(group)
 
     async def add_to_group(self, name: str) -> None:
+        """Join group ``name`` on the channel layer (no policy check; see ``subscribe``)."""
         await self.channel_layer.group_add(name, self.channel_name)
         self.subscriptions.add(name)
 
     async def remove_from_group(self, name: str) -> None:
+        """Leave group ``name``; leaving a group the socket is not in is fine."""
         self.subscriptions.discard(name)
         await self.channel_layer.group_discard(name, self.channel_name)
 
     async def rohrpost_message(self, event: dict[str, Any]) -> None:
         """Forward a group message; the text was encoded once by the sender."""
-        await self.send(text_data=event["message"])
+        if not self._already_sent(event):
+            await self.send(text_data=event["message"])
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         try:
@@ -118,10 +151,16 @@ class RohrpostConsumer(_SubscriptionRules, AsyncWebsocketConsumer):  # type: ign
             await self.send(text_data=_internal_error(request))
 
     async def rohrpost_ping(self, request: dict[str, Any]) -> None:
+        """The built-in ``ping`` handler: answer ``pong`` with the request's data."""
         await self.send(text_data=build_message("pong", request["id"], data=request.get("data")))
 
     async def rohrpost_subscribe(self, request: dict[str, Any]) -> None:
+        """The built-in ``subscribe`` handler: check the limit and the policy, join.
+
+        Override it to replace the built-in handler for this consumer.
+        """
         group = subscription_group(request)
+        since = subscription_since(request)
         self._check_limit(group, request)
         if self._policy_needs_thread():
             allowed = await database_sync_to_async(self.has_permission)(group)
@@ -129,10 +168,17 @@ class RohrpostConsumer(_SubscriptionRules, AsyncWebsocketConsumer):  # type: ign
             allowed = self.has_permission(group)
         if not allowed:
             raise self._denied(group, request)
+        # Join first, then read the history: a message committed in between is
+        # both replayed and delivered live, and the live copy is dropped.
         await self.add_to_group(group)
-        await self.send(text_data=build_message("subscribe", request["id"], data={"group": group}))
+        replay = None
+        if history.enabled():
+            replay = await history.store_for(conf.CHANNEL_LAYER).replay(group, since)
+        for frame in self._subscribed_frames(group, request, replay):
+            await self.send(text_data=frame)
 
     async def rohrpost_unsubscribe(self, request: dict[str, Any]) -> None:
+        """The built-in ``unsubscribe`` handler: leave the group, reply with its name."""
         group = subscription_group(request)
         if group in self.subscriptions:
             await self.remove_from_group(group)
@@ -153,15 +199,19 @@ class SyncRohrpostConsumer(_SubscriptionRules, WebsocketConsumer):  # type: igno
             self.remove_from_group(group)
 
     def add_to_group(self, name: str) -> None:
+        """Join group ``name`` on the channel layer (no policy check; see ``subscribe``)."""
         async_to_sync(self.channel_layer.group_add)(name, self.channel_name)
         self.subscriptions.add(name)
 
     def remove_from_group(self, name: str) -> None:
+        """Leave group ``name``; leaving a group the socket is not in is fine."""
         self.subscriptions.discard(name)
         async_to_sync(self.channel_layer.group_discard)(name, self.channel_name)
 
     def rohrpost_message(self, event: dict[str, Any]) -> None:
-        self.send(text_data=event["message"])
+        """Forward a group message; the text was encoded once by the sender."""
+        if not self._already_sent(event):
+            self.send(text_data=event["message"])
 
     def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         try:
@@ -184,17 +234,29 @@ class SyncRohrpostConsumer(_SubscriptionRules, WebsocketConsumer):  # type: igno
             self.send(text_data=_internal_error(request))
 
     def rohrpost_ping(self, request: dict[str, Any]) -> None:
+        """The built-in ``ping`` handler: answer ``pong`` with the request's data."""
         self.send(text_data=build_message("pong", request["id"], data=request.get("data")))
 
     def rohrpost_subscribe(self, request: dict[str, Any]) -> None:
+        """The built-in ``subscribe`` handler: check the limit and the policy, join.
+
+        Override it to replace the built-in handler for this consumer.
+        """
         group = subscription_group(request)
+        since = subscription_since(request)
         self._check_limit(group, request)
         if not self.has_permission(group):
             raise self._denied(group, request)
         self.add_to_group(group)
-        self.send(text_data=build_message("subscribe", request["id"], data={"group": group}))
+        replay = None
+        if history.enabled():
+            store = history.store_for(conf.CHANNEL_LAYER)
+            replay = async_to_sync(store.replay)(group, since)
+        for frame in self._subscribed_frames(group, request, replay):
+            self.send(text_data=frame)
 
     def rohrpost_unsubscribe(self, request: dict[str, Any]) -> None:
+        """The built-in ``unsubscribe`` handler: leave the group, reply with its name."""
         group = subscription_group(request)
         if group in self.subscriptions:
             self.remove_from_group(group)

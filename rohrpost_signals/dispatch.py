@@ -33,6 +33,7 @@ from typing import Any, NamedTuple
 from asgiref.sync import SyncToAsync
 from channels.layers import get_channel_layer
 
+from . import history
 from .conf import conf
 
 logger = logging.getLogger("rohrpost_signals")
@@ -41,12 +42,17 @@ EVENT_TYPE = "rohrpost.message"
 
 
 class Outgoing(NamedTuple):
-    """One encoded message for one group; ``origin`` names its source in logs."""
+    """One encoded message for one group; ``origin`` names its source in logs.
+
+    ``sequenced`` holds the text split around its ``seq`` value: the sender
+    numbers the message and records it in the group's history.
+    """
 
     layer_alias: str
     group: str
     text: str
     origin: str
+    sequenced: tuple[str, str] | None = None
 
 
 @dataclass
@@ -70,6 +76,7 @@ class Stats:
         }
 
 
+#: The process's counters: ``queued``, ``sent``, ``failed``, ``dropped``, ``last_error``.
 stats = Stats()
 
 #: Callables that see every message before it is queued (the test capture helper).
@@ -144,7 +151,16 @@ async def _send(item: Outgoing) -> None:
         layer = get_channel_layer(item.layer_alias)
         if layer is None:
             raise RuntimeError(f"no channel layer configured for alias {item.layer_alias!r}")
-        await layer.group_send(item.group, {"type": EVENT_TYPE, "message": item.text})
+        event: dict[str, Any] = {"type": EVENT_TYPE, "message": item.text}
+        if item.sequenced is not None:
+            head, tail = item.sequenced
+            seq, event["message"] = await history.store_for(item.layer_alias).append(
+                item.group, head, tail
+            )
+            # Consumers use these to drop a live copy of a message they replayed.
+            event["group"] = item.group
+            event["seq"] = seq
+        await layer.group_send(item.group, event)
     except Exception as exc:
         stats.failed += 1
         stats.last_error = f"{type(exc).__name__}: {exc}"
@@ -286,10 +302,16 @@ def submit(item: Outgoing) -> None:
 
 
 def flush(timeout: float = 5.0) -> bool:
+    """Wait until every message queued so far was handed to the layer (or failed).
+
+    Returns False if some were still waiting after ``timeout`` seconds. From
+    the event loop that sends them, await :func:`aflush` instead.
+    """
     return dispatcher.flush(timeout)
 
 
 async def aflush(timeout: float = 5.0) -> bool:
+    """Async twin of :func:`flush`, usable on the sending loop itself."""
     return await dispatcher.aflush(timeout)
 
 

@@ -27,7 +27,21 @@ def subscription_update_text(message_id: int, kind: str, group: str, object_json
 
     The object is encoded once per change however many groups receive it.
     """
+    head, tail = _update_parts(message_id, kind, group, object_json)
+    return head + tail
+
+
+def subscription_update_parts(
+    message_id: int, kind: str, group: str, object_json: str
+) -> tuple[str, str]:
+    """The same frame split where its ``data.seq`` number goes."""
+    head, tail = _update_parts(message_id, kind, group, object_json)
+    return head + '"seq":', "," + tail
+
+
+def _update_parts(message_id: int, kind: str, group: str, object_json: str) -> tuple[str, str]:
     return (
         f'{{"id":{message_id},"type":"subscription-update","data":'
-        f'{{"type":"{kind}","group":{encode(group)},"object":{object_json}}}}}'
+        f'{{"type":"{kind}","group":{encode(group)},',
+        f'"object":{object_json}}}}}',
     )

@@ -97,6 +97,7 @@ async def asend_message(
     error: Any = None,
     data: Any = None,
 ) -> None:
+    """Async :func:`send_message`: returns once the frame is handed to the server."""
     await asend_text(consumer, build_message(handler, message_id, error, data))
 
 
@@ -107,6 +108,7 @@ async def asend_error(
     error: Any = None,
     data: Any = None,
 ) -> None:
+    """Async :func:`send_error`: returns once the frame is handed to the server."""
     await asend_text(consumer, build_message(handler, message_id, error or "Error", data))
 
 

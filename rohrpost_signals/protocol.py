@@ -81,3 +81,18 @@ def subscription_group(request: dict[str, Any]) -> str:
         )
     assert isinstance(group, str)
     return group
+
+
+def subscription_since(request: dict[str, Any]) -> int | None:
+    """The ``since`` of a resuming subscribe: the last ``seq`` the client saw."""
+    data = request.get("data")
+    if not isinstance(data, dict) or data.get("since") is None:
+        return None
+    since = data["since"]
+    if isinstance(since, bool) or not isinstance(since, int) or since < 0:
+        raise ProtocolError(
+            "data.since must be a non-negative integer: the last seq the client saw.",
+            request["id"],
+            request["type"],
+        )
+    return since

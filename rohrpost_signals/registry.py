@@ -12,7 +12,7 @@ HANDLERS: dict[str, Handler] = {}
 
 
 class HandlerAlreadyRegistered(Exception):
-    pass
+    """A second, different function was registered for a message type."""
 
 
 def rohrpost_handler(names: str | list[str] | tuple[str, ...]) -> Callable[[H], H]:

@@ -23,24 +23,31 @@ class Notification:
 
     @property
     def message(self) -> dict[str, Any]:
+        """The decoded frame."""
         value: dict[str, Any] = json.loads(self.text)
         return value
 
     @property
     def type(self) -> str:
+        """``create``, ``update`` or ``delete`` (``data.type``)."""
         return str(self.message["data"]["type"])
 
     @property
     def object(self) -> Any:
+        """The payload (``data.object``)."""
         return self.message["data"]["object"]
 
 
 class CapturedNotifications(list[Notification]):
+    """The captured :class:`Notification` objects, in the order they were sent."""
+
     def for_group(self, group: str) -> list[Notification]:
+        """The notifications sent to ``group``."""
         return [n for n in self if n.group == group]
 
     @property
     def groups(self) -> list[str]:
+        """The group of each notification, in order."""
         return [n.group for n in self]
 
 

@@ -34,11 +34,14 @@ from tests import services
 ROOT = Path(__file__).resolve().parents[2]
 TESTPROJECT = ROOT / "testproject"
 ARTIFACTS = ROOT / "artifacts" / "browser"
+_ASGI_APP = "testproject.asgi:application"
 
 
 def chromium_path() -> str | None:
-    return os.environ.get("RPS_CHROMIUM") or shutil.which("chromium") or shutil.which(
-        "chromium-browser"
+    return (
+        os.environ.get("RPS_CHROMIUM")
+        or shutil.which("chromium")
+        or shutil.which("chromium-browser")
     )
 
 
@@ -95,8 +98,7 @@ class DemoServer:
         assert self.process is None, "already running"
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port)]
-            + ["testproject.asgi:application"],
+            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port), _ASGI_APP],
             cwd=TESTPROJECT,
             env=self.env,
             stdout=log,

@@ -45,17 +45,14 @@ def pushed(page: Any, group: str, kind: str, card_id: int) -> list[dict[str, Any
     ]
 
 
-def test_admin_changes_show_up_live(
-    browser: Any, server: DemoServer, artifacts: Path
-) -> None:
+def test_admin_changes_show_up_live(browser: Any, server: DemoServer, artifacts: Path) -> None:
     launch = server.board_id("Launch")
     screencast = server.card_id("Record the screencast")
     page = open_live_board(browser, server.url, "demo", boards=2)
     row = card(page, screencast)
     expect(row.locator(".card-title")).to_have_text("Record the screencast")
-    expect(page.locator(f'.board[data-board-id="{launch}"] .column[data-status="todo"]')).to_contain_text(
-        "Record the screencast"
-    )
+    todo = page.locator(f'.board[data-board-id="{launch}"] .column[data-status="todo"]')
+    expect(todo).to_contain_text("Record the screencast")
     admin = log_in(browser, server.url, "demo")
 
     # Update: title, status and assignee change in place, and the card moves column.
@@ -78,7 +75,6 @@ def test_admin_changes_show_up_live(
 
     # Create: a new card appears in its column without a reload.
     admin_add_card(admin, "Launch", "Order the stickers")
-    todo = page.locator(f'.board[data-board-id="{launch}"] .column[data-status="todo"]')
     expect(todo.get_by_text("Order the stickers")).to_be_visible(timeout=LIVE)
     stickers = server.card_id("Order the stickers")
     assert pushed(page, f"board-{launch}-cards", "create", stickers)
@@ -183,3 +179,38 @@ def test_non_members_get_no_updates_for_a_board(browser: Any, server: DemoServer
     assert bob_groups == {f"board-{website}-cards"}
     assert card(bob, freeze).count() == 0
     assert "API frozen for good" not in bob.content()
+
+
+def test_changes_from_a_second_tab(browser: Any, server: DemoServer) -> None:
+    """The page's own buttons save through views; every open page follows."""
+    website = server.board_id("Website")
+    https = server.card_id("Move to HTTPS only")
+    page = open_live_board(browser, server.url, "demo", boards=2)
+    other = open_live_board(browser, server.url, "bob", boards=1)
+    detail = log_in(browser, server.url, "demo")
+    detail.goto(f"/cards/{https}/")
+    detail.wait_for_function("window.rohrpostDemo.synced >= 1")
+    expect(detail.locator("#connection")).to_have_attribute("data-state", "live")
+
+    column = f'.board[data-board-id="{website}"] .column[data-status="%s"]'
+    other.locator(column % "done").locator(
+        f'[data-card-id="{https}"] button[data-move="todo"]'
+    ).click()
+    expect(page.locator(column % "todo").locator(f'[data-card-id="{https}"]')).to_be_visible(
+        timeout=LIVE
+    )
+    expect(detail.locator(".card-status")).to_have_text("To do", timeout=LIVE)
+
+    form = other.locator(f'.board[data-board-id="{website}"] form.add-card')
+    form.locator("input[name=title]").fill("Renew the certificate")
+    form.locator("button").click()
+    expect(page.locator(column % "todo").get_by_text("Renew the certificate")).to_be_visible(
+        timeout=LIVE
+    )
+    expect(
+        card(page, server.card_id("Renew the certificate")).locator(".card-assignee")
+    ).to_have_text("bob")
+
+    card(other, https).locator("button.delete").click()
+    expect(card(page, https)).to_have_count(0, timeout=LIVE)
+    expect(detail.locator(".deleted-note")).to_be_visible(timeout=LIVE)

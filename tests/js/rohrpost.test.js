@@ -1,5 +1,5 @@
 // Unit tests of rohrpost_signals/static/rohrpost_signals/rohrpost.js.
-// Run: node --test tests/js/   (no npm install: node's built-in runner only)
+// Run: node --test tests/js/*.test.js   (no npm install: node's built-in runner only)
 "use strict";
 
 const { test, beforeEach, afterEach, mock } = require("node:test");

@@ -320,7 +320,10 @@
     }
 
     function sync() {
-      getJson("/cards/" + root.dataset.cardId + ".json").then(show, function (error) {
+      getJson("/cards/" + root.dataset.cardId + ".json").then(function (card) {
+        show(card);
+        demo.synced += 1;
+      }, function (error) {
         if (error.status === 404) deleted();
       });
     }

@@ -12,6 +12,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer, WebsocketConsumer
 
 from . import history
 from .conf import conf
+from .membership import LayerGuard
 from .message import build_message
 from .policy import default_policy, get_policy
 from .protocol import ProtocolError, parse_request, subscription_group, subscription_since
@@ -102,7 +103,7 @@ class _SubscriptionRules:
         )
 
 
-class RohrpostConsumer(_SubscriptionRules, AsyncWebsocketConsumer):  # type: ignore[misc]
+class RohrpostConsumer(_SubscriptionRules, LayerGuard, AsyncWebsocketConsumer):  # type: ignore[misc]
     """Async consumer: ``path("ws/rohrpost/", RohrpostConsumer.as_asgi())``."""
 
     async def connect(self) -> None:
@@ -187,7 +188,7 @@ class RohrpostConsumer(_SubscriptionRules, AsyncWebsocketConsumer):  # type: ign
         )
 
 
-class SyncRohrpostConsumer(_SubscriptionRules, WebsocketConsumer):  # type: ignore[misc]
+class SyncRohrpostConsumer(_SubscriptionRules, LayerGuard, WebsocketConsumer):  # type: ignore[misc]
     """Sync consumer, as in rohrpost 3/4: handlers run in the consumer's thread."""
 
     def connect(self) -> None:

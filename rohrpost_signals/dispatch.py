@@ -63,6 +63,12 @@ class Stats:
     sent: int = 0
     failed: int = 0
     dropped: int = 0
+    #: Consumers' channel layer calls that failed (Redis unreachable); see ``membership``.
+    layer_errors: int = 0
+    #: Worker queues channels-redis skipped in a group send because they were over ``capacity``.
+    layer_dropped: int = 0
+    #: Times this process joined its sockets to their groups again after a layer outage.
+    rejoins: int = 0
     last_error: str = ""
     last_error_at: float = 0.0
 
@@ -72,6 +78,9 @@ class Stats:
             "sent": self.sent,
             "failed": self.failed,
             "dropped": self.dropped,
+            "layer_errors": self.layer_errors,
+            "layer_dropped": self.layer_dropped,
+            "rejoins": self.rejoins,
             "last_error": self.last_error,
         }
 

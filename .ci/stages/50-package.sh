@@ -15,7 +15,7 @@ pip_quiet=(--quiet --disable-pip-version-check)
 
 echo "--- tools"
 "$PYTHON" -m venv "$WORK/tools"
-"$WORK/tools/bin/pip" install "${pip_quiet[@]}" "build>=1.0" "twine>=5"
+"$WORK/tools/bin/pip" install "${pip_quiet[@]}" "build>=1.0" "twine>=5" trove-classifiers
 
 echo "--- clean copy of the tree (tracked and new files, nothing git ignores)"
 # Building in the work tree would pick up caches and a stale egg-info
@@ -76,10 +76,23 @@ for needed in (
 junk = [m for m in members if any(p in m for p in (".mypy_cache", "__pycache__", ".sqlite3", "_build/"))]
 if junk:
     problems.append(f"sdist has caches or databases: {junk[:10]}")
+from email.parser import Parser
+
+from trove_classifiers import classifiers as known
+
+metadata_name = next(n for n in names if n.endswith(".dist-info/METADATA"))
+metadata = Parser().parsestr(zipfile.ZipFile(wheel).read(metadata_name).decode())
+declared = metadata.get_all("Classifier") or []
+unknown = [c for c in declared if c not in known]
+if unknown:
+    problems.append(f"classifiers PyPI would reject: {unknown}")
+if not metadata.get("Requires-Python"):
+    problems.append("no Requires-Python in the wheel metadata")
 if problems:
     sys.exit("\n".join(problems))
 print(f"{wheel.name}: {len(names)} files, package only, static client and py.typed inside")
 print(f"{sdist.name}: {len(members)} files, docs and tests included, no caches")
+print(f"metadata: {len(declared)} valid classifiers, Requires-Python {metadata['Requires-Python']}")
 PY
 
 echo "--- a wheel built from the sdist"

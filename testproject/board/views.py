@@ -9,11 +9,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.db.models import Prefetch, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_GET, require_POST
+
+from rohrpost_signals.conf import conf
 
 from .models import Board, Card
 from .realtime import card_data
@@ -36,6 +39,12 @@ def board_state(board: Board) -> dict[str, Any]:
     }
 
 
+def _layer_spans_processes() -> bool:
+    """Whether a save in another process (``manage.py shell``) reaches this page."""
+    backend = settings.CHANNEL_LAYERS.get(conf.CHANNEL_LAYER, {}).get("BACKEND", "")
+    return "InMemoryChannelLayer" not in backend
+
+
 @login_required
 @require_GET
 def index(request: HttpRequest) -> HttpResponse:
@@ -43,7 +52,8 @@ def index(request: HttpRequest) -> HttpResponse:
         "boards": [board_state(board) for board in _boards(request)],
         "statuses": Card.Status.choices,
     }
-    return render(request, "board/index.html", {"state": state})
+    context = {"state": state, "shell_reaches_page": _layer_spans_processes()}
+    return render(request, "board/index.html", context)
 
 
 @login_required

@@ -87,6 +87,9 @@ if _layer == "redis":
             "CONFIG": {
                 "hosts": [REDIS_URL or "redis://127.0.0.1:6379/0"],
                 "prefix": os.environ.get("RPS_REDIS_PREFIX", "rohrpost-signals"),
+                # channels-redis drops group messages for a channel holding
+                # `capacity` unread ones; its default of 100 is too small.
+                "capacity": int(os.environ.get("RPS_REDIS_CAPACITY", "1000")),
             },
         }
     }

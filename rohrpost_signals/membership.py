@@ -1,0 +1,203 @@
+"""Keep consumers alive through channel layer failures, with their groups joined.
+
+Two things go wrong with a shared Redis, and the browser must notice neither:
+
+* ``channel_layer.receive`` raises while Redis is unreachable. Channels lets
+  that exception end the consumer, which closes the socket. :class:`LayerGuard`
+  catches it instead: the consumer keeps its socket, waits with back-off and
+  goes on receiving once the layer answers.
+* Redis forgets group memberships: it restarted empty, a replica without them
+  was promoted, or a membership outlived ``group_expiry``. A
+  :class:`MembershipKeeper` per worker process (one per event loop and layer)
+  keeps a marker key in Redis; when the marker has gone, after any layer error
+  and well before ``group_expiry`` runs out, it joins every live consumer to
+  its groups again. Joining a group twice is harmless.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import weakref
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from .dispatch import stats
+
+logger = logging.getLogger("rohrpost_signals")
+
+#: Seconds between two looks at each Redis shard's marker key.
+CHECK_INTERVAL = 1.0
+#: Back-off of a consumer whose layer ``receive`` failed: first and longest wait.
+RETRY_FIRST = 0.1
+RETRY_MAX = 5.0
+# The marker outlives many missed checks: a busy loop must not look like a restart.
+_MARKER_TTL = 120
+# Renew memberships this many times per group_expiry, so none runs out.
+_RENEWALS_PER_EXPIRY = 3
+
+
+def _redis_core_layer(layer: Any) -> bool:
+    try:
+        from channels_redis.core import RedisChannelLayer
+    except ImportError:  # channels-redis is an optional dependency
+        return False
+    return isinstance(layer, RedisChannelLayer)
+
+
+class LayerGuard:
+    """Consumer mixin: a layer failure never ends the consumer.
+
+    Channels assigns ``channel_receive`` when the consumer starts; the
+    property keeps that callable and hands Channels a guarded one instead.
+    """
+
+    channel_layer: Any
+    channel_name: str
+    subscriptions: set[str]
+    _layer_receive: Callable[[], Awaitable[dict[str, Any]]]
+
+    @property
+    def channel_receive(self) -> Callable[[], Awaitable[dict[str, Any]]]:
+        return self._guarded_receive
+
+    @channel_receive.setter
+    def channel_receive(self, receive: Callable[[], Awaitable[dict[str, Any]]]) -> None:
+        self._layer_receive = receive
+        keeper_for(self.channel_layer).track(self)
+
+    async def _guarded_receive(self) -> dict[str, Any]:
+        delay = RETRY_FIRST
+        while True:
+            try:
+                return await self._layer_receive()
+            except asyncio.CancelledError:
+                # Channels cancels the receive only when the consumer ends.
+                keeper_for(self.channel_layer).untrack(self)
+                raise
+            except Exception as exc:
+                keeper_for(self.channel_layer).failed("receive", exc)
+            await keeper_for(self.channel_layer).wait_until_back(delay)
+            delay = min(delay * 2, RETRY_MAX)
+
+    async def rejoin_groups(self) -> int:
+        """Join every group of ``subscriptions`` again; returns how many."""
+        joined = 0
+        for group in list(getattr(self, "subscriptions", ())):
+            await self.channel_layer.group_add(group, self.channel_name)
+            joined += 1
+            if group not in self.subscriptions:
+                # Left while we were joining it: undo, or it would stay joined.
+                await self.channel_layer.group_discard(group, self.channel_name)
+        return joined
+
+
+class MembershipKeeper:
+    """The live consumers of one layer on one event loop, and their renewals."""
+
+    def __init__(self, layer: Any) -> None:
+        self.layer = layer
+        self.consumers: weakref.WeakSet[LayerGuard] = weakref.WeakSet()
+        self._task: asyncio.Task[None] | None = None
+        self._redis = _redis_core_layer(layer)
+        self._markers_set: set[int] = set()
+        self._outage_since = 0.0  # > 0 while the layer is failing
+        self._back = asyncio.Event()  # set unless the layer is failing
+        self._back.set()
+        self._renewed_at = time.monotonic()
+
+    def track(self, consumer: LayerGuard) -> None:
+        self.consumers.add(consumer)
+        if self._redis:
+            self._ensure_task()
+
+    def untrack(self, consumer: LayerGuard) -> None:
+        self.consumers.discard(consumer)
+
+    def failed(self, what: str, exc: BaseException) -> None:
+        """Count a layer error; the first of an outage is logged."""
+        stats.layer_errors += 1
+        if not self._outage_since:
+            self._outage_since = time.monotonic()
+            self._back.clear()
+            logger.warning(
+                "Channel layer %s failed (%s: %s); sockets stay open and rejoin their "
+                "groups when it answers again.",
+                what,
+                type(exc).__name__,
+                exc,
+            )
+        self._ensure_task()
+
+    async def wait_until_back(self, timeout: float) -> None:
+        """Sleep ``timeout`` seconds, or less if the layer recovers meanwhile."""
+        try:
+            await asyncio.wait_for(self._back.wait(), timeout)
+        except asyncio.TimeoutError:
+            pass
+
+    def _ensure_task(self) -> None:
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def _run(self) -> None:
+        while self.consumers or self._outage_since:
+            await asyncio.sleep(CHECK_INTERVAL)
+            try:
+                lost = await self._markers_lost() if self._redis else False
+                if lost or self._outage_since or self._renewal_due():
+                    await self.rejoin_all(lost)
+            except Exception as exc:
+                self.failed("membership check", exc)
+
+    def _renewal_due(self) -> bool:
+        expiry = getattr(self.layer, "group_expiry", None)
+        if not expiry:
+            return False
+        return time.monotonic() - self._renewed_at > expiry / _RENEWALS_PER_EXPIRY
+
+    async def _markers_lost(self) -> bool:
+        """Whether a shard lost this process's marker key (its data with it)."""
+        key = f"{self.layer.prefix}:rps:worker:{self.layer.client_prefix}"
+        lost = False
+        for index in range(self.layer.ring_size):
+            previous = await self.layer.connection(index).set(key, b"1", ex=_MARKER_TTL, get=True)
+            if previous is None and index in self._markers_set:
+                lost = True
+            self._markers_set.add(index)
+        return lost
+
+    async def rejoin_all(self, lost: bool = False) -> int:
+        """Join every live consumer to its groups again; returns the memberships."""
+        joined = 0
+        for consumer in list(self.consumers):
+            joined += await consumer.rejoin_groups()
+        outage = self._outage_since
+        self._outage_since = 0.0
+        self._back.set()
+        self._renewed_at = time.monotonic()
+        if lost or outage:
+            stats.rejoins += 1
+            reason = "Redis lost its data" if lost else "the channel layer is back"
+            logger.warning(
+                "Rejoined %d group memberships of %d sockets: %s.",
+                joined,
+                len(self.consumers),
+                reason,
+            )
+        return joined
+
+
+_keepers: weakref.WeakKeyDictionary[
+    asyncio.AbstractEventLoop, dict[int, tuple[Any, MembershipKeeper]]
+] = weakref.WeakKeyDictionary()
+
+
+def keeper_for(layer: Any) -> MembershipKeeper:
+    """The keeper of ``layer`` on the running event loop."""
+    by_layer = _keepers.setdefault(asyncio.get_running_loop(), {})
+    entry = by_layer.get(id(layer))
+    if entry is None or entry[0] is not layer:
+        entry = by_layer[id(layer)] = (layer, MembershipKeeper(layer))
+    return entry[1]

@@ -8,6 +8,7 @@ from typing import Any
 from django.apps import apps
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, register
+from django.core.checks import Warning as CheckWarning
 from django.db import models
 from django.utils.module_loading import import_string
 
@@ -26,6 +27,7 @@ E009 = "rohrpost_signals.E009"  # bad group template
 E010 = "rohrpost_signals.E010"  # unknown event
 E011 = "rohrpost_signals.E011"  # CHANNEL_LAYER alias not in CHANNEL_LAYERS
 E012 = "rohrpost_signals.E012"  # a limit that is not a positive integer
+W001 = "rohrpost_signals.W001"  # risky channels-redis settings: messages may be dropped
 
 _LIMITS = ("MAX_MESSAGE_BYTES", "MAX_SUBSCRIPTIONS", "MAX_PENDING_MESSAGES", "HISTORY_MAX_AGE")
 
@@ -208,3 +210,48 @@ def _check_groups(model: type[models.Model], templates: Any, where: str) -> list
                     )
                 )
     return errors
+
+
+# channels-redis defaults, and what the deployment docs recommend instead.
+_REDIS_CORE = "channels_redis.core.RedisChannelLayer"
+_REDIS_CORE_DEFAULTS = {"capacity": 100, "group_expiry": 86400}
+MIN_CAPACITY = 1000
+MIN_GROUP_EXPIRY = 60
+
+
+@register(Tags.compatibility)
+def check_layer_settings(
+    app_configs: Sequence[Any] | None = None, **kwargs: Any
+) -> list[CheckMessage]:
+    """Warn about a RedisChannelLayer configured so that it drops messages under load."""
+    raw = getattr(settings, SETTING_NAME, {})
+    alias = raw.get("CHANNEL_LAYER", DEFAULTS["CHANNEL_LAYER"]) if isinstance(raw, dict) else None
+    layers = getattr(settings, "CHANNEL_LAYERS", {}) or {}
+    layer = layers.get(alias) if isinstance(alias, str) else None
+    if not isinstance(layer, dict) or layer.get("BACKEND") != _REDIS_CORE:
+        return []
+    config = {**_REDIS_CORE_DEFAULTS, **(layer.get("CONFIG") or {})}
+    where = f"CHANNEL_LAYERS[{alias!r}]['CONFIG']"
+    warnings: list[CheckMessage] = []
+    capacity = config["capacity"]
+    if isinstance(capacity, int) and capacity < MIN_CAPACITY:
+        warnings.append(
+            CheckWarning(
+                f"{where}: capacity {capacity} is per worker process, shared by all of its "
+                "sockets; a burst of more messages than that is dropped.",
+                hint=f"Set 'capacity' to {MIN_CAPACITY * 10} or more (see the deployment docs).",
+                id=W001,
+            )
+        )
+    group_expiry = config["group_expiry"]
+    if isinstance(group_expiry, (int, float)) and group_expiry < MIN_GROUP_EXPIRY:
+        warnings.append(
+            CheckWarning(
+                f"{where}: group_expiry {group_expiry} s drops group memberships faster than "
+                "worker processes renew them reliably.",
+                hint=f"Use a group_expiry of at least {MIN_GROUP_EXPIRY} seconds; "
+                "rohrpost_signals renews the memberships of open sockets.",
+                id=W001,
+            )
+        )
+    return warnings

@@ -12,6 +12,7 @@ WARNING, whatever the project's logging configuration shows.
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from .dispatch import stats
 
@@ -29,7 +30,7 @@ class CapacityDropFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if "over capacity" not in str(record.msg):
             return record.levelno >= self.threshold
-        args = record.args if isinstance(record.args, tuple) else ()
+        args: tuple[Any, ...] = record.args if isinstance(record.args, tuple) else ()
         try:
             over, members, group = int(args[0]), int(args[1]), args[2]
         except (IndexError, TypeError, ValueError):

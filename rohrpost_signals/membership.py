@@ -17,6 +17,7 @@ Two things go wrong with a shared Redis, and the browser must notice neither:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import weakref
@@ -43,7 +44,7 @@ def _redis_core_layer(layer: Any) -> bool:
         from channels_redis.core import RedisChannelLayer
     except ImportError:  # channels-redis is an optional dependency
         return False
-    return isinstance(layer, RedisChannelLayer)
+    return bool(isinstance(layer, RedisChannelLayer))
 
 
 class LayerGuard:
@@ -132,10 +133,8 @@ class MembershipKeeper:
 
     async def wait_until_back(self, timeout: float) -> None:
         """Sleep ``timeout`` seconds, or less if the layer recovers meanwhile."""
-        try:
+        with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(self._back.wait(), timeout)
-        except asyncio.TimeoutError:
-            pass
 
     def _ensure_task(self) -> None:
         if self._task is None or self._task.done():
@@ -152,7 +151,7 @@ class MembershipKeeper:
                 self.failed("membership check", exc)
 
     def _renewal_due(self) -> bool:
-        expiry = getattr(self.layer, "group_expiry", None)
+        expiry = float(getattr(self.layer, "group_expiry", 0) or 0)
         if not expiry:
             return False
         return time.monotonic() - self._renewed_at > expiry / _RENEWALS_PER_EXPIRY

@@ -33,6 +33,7 @@ find_python() {
 }
 
 summary=()
+failed=0
 for row in "${MATRIX[@]}"; do
     read -r name version django databases <<<"$row"
     if [ -n "${RPS_MATRIX:-}" ] && [[ " $RPS_MATRIX " != *" $name "* ]]; then
@@ -58,12 +59,18 @@ for row in "${MATRIX[@]}"; do
         layer=memory
         [ "$db" = postgres ] && layer=redis
         echo "--- $name: $versions, $db, $layer layer"
-        RPS_DB="$db" RPS_LAYER="$layer" \
+        # Every combination runs even after a failure: CI shows the whole picture.
+        if RPS_DB="$db" RPS_LAYER="$layer" \
             RPS_PG_TEST_DB="test_rps_matrix_$name" RPS_REDIS_PREFIX="rps-matrix-$name" \
-            "$venv/bin/python" -m pytest -q -p no:cacheprovider
-        summary+=("$name: $versions, $db + $layer layer: passed")
+            "$venv/bin/python" -m pytest -q -p no:cacheprovider; then
+            summary+=("passed  $name: $versions, $db + $layer layer")
+        else
+            summary+=("FAILED  $name: $versions, $db + $layer layer")
+            failed=1
+        fi
     done
 done
 
 echo "--- matrix"
 printf '%s\n' "${summary[@]}"
+exit "$failed"

@@ -93,6 +93,12 @@ if _layer == "redis":
             },
         }
     }
+    # Integration tests vary the layer's expiries (channels-redis defaults otherwise).
+    for _option in ("expiry", "group_expiry"):
+        if os.environ.get(f"RPS_REDIS_{_option.upper()}"):
+            CHANNEL_LAYERS["default"]["CONFIG"][_option] = int(
+                os.environ[f"RPS_REDIS_{_option.upper()}"]
+            )
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 

@@ -1,0 +1,92 @@
+"""A writer process driven over stdin, for the scale-out integration tests.
+
+Each input line is one JSON command; each gets one JSON line back on stdout:
+
+  {"op": "setup", "customers": 1, "orders": 3, "products": 1}
+      -> {"user": id, "session": key, "orders": [pk, ...], "products": [pk, ...]}
+  {"op": "save", "writes": [["order", pk, "status"], ["product", pk, "name"], ...]}
+      -> {"saved": [t, ...]}   wall-clock time after each save() returned
+  {"op": "flush"}  -> {"flushed": bool, "stats": {...}}   waits for the sender
+  {"op": "stats"}  -> {"stats": {...}}
+
+Every save commits on its own (autocommit), as web requests and task
+workers do. Send errors are logged by rohrpost_signals to stderr.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.contrib.sessions.backends.db import SessionStore
+from django.core.management.base import BaseCommand
+
+from rohrpost_signals import dispatch
+from shop.models import Customer, Order, Product
+
+
+def _setup(command: dict[str, Any]) -> dict[str, Any]:
+    user = get_user_model().objects.create_user(f"writer-{time.time_ns()}")
+    session = SessionStore()
+    session["_auth_user_id"] = str(user.pk)
+    session["_auth_user_backend"] = "django.contrib.auth.backends.ModelBackend"
+    session["_auth_user_hash"] = user.get_session_auth_hash()
+    session.create()
+    customers = [
+        Customer.objects.create(name=f"customer-{n}") for n in range(command.get("customers", 1))
+    ]
+    orders = [
+        Order.objects.create(customer=customers[n % len(customers)])
+        for n in range(command.get("orders", 0))
+    ]
+    products = [Product.objects.create(name="p-") for _ in range(command.get("products", 0))]
+    return {
+        "user": user.pk,
+        "session": session.session_key,
+        "orders": [o.pk for o in orders],
+        "products": [p.pk for p in products],
+    }
+
+
+# Loaded once: later saves diff against what this process saved last.
+_objects: dict[tuple[str, int], Order | Product] = {}
+
+
+def _save(writes: list[list[Any]]) -> dict[str, Any]:
+    saved = []
+    for model, pk, value in writes:
+        obj = _objects.get((model, pk))
+        if obj is None:
+            obj = _objects[model, pk] = (Order if model == "order" else Product).objects.get(pk=pk)
+        if isinstance(obj, Order):
+            obj.status = value
+            obj.save(update_fields=["status"])
+        else:
+            obj.name = value
+            obj.save(update_fields=["name"])
+        saved.append(time.time())
+    return {"saved": saved}
+
+
+class Command(BaseCommand):
+    help = "Save model changes as told on stdin (scale-out integration tests)."
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        for line in sys.stdin:
+            command = json.loads(line)
+            op = command["op"]
+            if op == "setup":
+                answer = _setup(command)
+            elif op == "save":
+                answer = _save(command["writes"])
+            elif op == "flush":
+                answer = {"flushed": dispatch.flush(timeout=60), "stats": dispatch.stats.as_dict()}
+            elif op == "stats":
+                answer = {"stats": dispatch.stats.as_dict()}
+            else:
+                answer = {"error": f"unknown op {op!r}"}
+            sys.stdout.write(json.dumps(answer) + "\n")
+            sys.stdout.flush()

@@ -36,7 +36,12 @@ from .stats import median
 from .swarm import Swarm, Tally, dcrf_subscribe, rohrpost_subscribe
 from .writer import SLOTS, json_encode_calls
 
-ROUTES = {"floor": "ws/bare/", "signals": "ws/signals/", "rohrpost": "ws/rohrpost/", "dcrf": "ws/dcrf/"}
+ROUTES = {
+    "floor": "ws/bare/",
+    "signals": "ws/signals/",
+    "rohrpost": "ws/rohrpost/",
+    "dcrf": "ws/dcrf/",
+}
 LIVE_VARIANTS = ("floor", "signals", "rohrpost", "dcrf")
 
 
@@ -299,7 +304,10 @@ class LiveRun:
     async def fanout(self) -> dict[str, Any]:
         sizes = self.config.slot_sizes()
         out = {
-            v: {s: {"clients": n, "last_us": [], "first_us": [], "lost": 0} for s, n in sizes.items()}
+            v: {
+                s: {"clients": n, "last_us": [], "first_us": [], "lost": 0}
+                for s, n in sizes.items()
+            }
             for v in LIVE_VARIANTS
         }
         for turn in range(self.config.fanout_reps):
@@ -310,7 +318,7 @@ class LiveRun:
                         cmd="save", variant=variant, slot=slot, k=k
                     )
                     row = out[variant][slot]
-                    if not await self.tally.wait(k, size, 30):
+                    if not await self.tally.wait(k, size, 10):
                         row["lost"] += size - self.tally.count[k]
                         continue
                     row["last_us"].append((self.tally.last[k] - t_return) / 1000)
@@ -329,12 +337,17 @@ class LiveRun:
         sizes = self.config.slot_sizes()
         rounds = 2
         out = {
-            v: {s: {"clients": n, "updates": 0, "messages": 0, "seconds": 0.0} for s, n in sizes.items()}
+            v: {
+                s: {"clients": n, "updates": 0, "messages": 0, "seconds": 0.0}
+                for s, n in sizes.items()
+            }
             for v in LIVE_VARIANTS
         }
         for turn in range(rounds):
             for variant in rotated(LIVE_VARIANTS, turn):
-                for (slot, size), total in zip(sizes.items(), config.sustained_updates, strict=True):
+                for (slot, size), total in zip(
+                    sizes.items(), config.sustained_updates, strict=True
+                ):
                     updates, messages, seconds = await self.stream(
                         variant, slot, size, max(1, total // rounds)
                     )
@@ -353,7 +366,9 @@ class LiveRun:
             self.log(f"  {variant}: sustained messages per second: {parts}")
         return out
 
-    async def stream(self, variant: str, slot: str, size: int, total: int) -> tuple[int, int, float]:
+    async def stream(
+        self, variant: str, slot: str, size: int, total: int
+    ) -> tuple[int, int, float]:
         """``total`` updates with at most ``window`` undelivered; (updates, messages, seconds)."""
         window = self.config.window
         batch = max(1, window // 2)

@@ -55,7 +55,12 @@ if os.environ.get("BENCH_LAYER", "memory") == "redis":
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
             "CONFIG": {
-                "hosts": [REDIS_URL],
+                # redis-py 8 reads with a 5 s socket timeout and caps a pool at
+                # 100 connections by default. channels-redis blocks 5 s in
+                # BZPOPMIN while a consumer is idle, so those defaults kill idle
+                # consumers ("Timeout reading") and refuse busy servers ("Too
+                # many connections"). Same settings for every variant.
+                "hosts": [{"address": REDIS_URL, "socket_timeout": 30, "max_connections": 10000}],
                 "prefix": PREFIX,
                 # The exit check parks every message in one plain channel and
                 # reads them afterwards: let it hold them all.

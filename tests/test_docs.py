@@ -21,8 +21,11 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from django.contrib.auth.models import AnonymousUser, User
+from django.template import Context, Template
 
 from rohrpost_signals.conf import DEFAULTS, MODEL_OPTIONS
+from shop.models import Customer, Order
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
@@ -363,8 +366,6 @@ setTimeout(() => {
 
 
 def test_quickstart_javascript_runs_against_the_packaged_client(tmp_path: Path) -> None:
-    from django.template import Context, Template
-
     snippet = named_code_block(page("quickstart.rst"), "quickstart-js")
     static = re.search(r"""\{% static ["']([^"']+)["'] %\}""", snippet)
     assert static, "the JS snippet should load the client with {% static %}"
@@ -402,9 +403,6 @@ def load_example(page_name: str, block: str) -> dict[str, object]:
 
 @pytest.mark.django_db
 def test_object_level_policy_example_admits_only_the_customer() -> None:
-    from django.contrib.auth.models import AnonymousUser, User
-    from shop.models import Customer, Order
-
     can_subscribe = load_example("authorization.rst", "authorization-policy")["can_subscribe"]
     assert callable(can_subscribe)
     ada = User.objects.create_user("ada", email="ada@example.com")

@@ -26,10 +26,19 @@ from .models import DcrfItem
 
 
 class BareConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
+    async def connect(self) -> None:
+        self.joined: list[str] = []
+        await self.accept()
+
+    async def disconnect(self, code: int) -> None:
+        for group in self.joined:
+            await self.channel_layer.group_discard(group, self.channel_name)
+
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         request = json.loads(text_data or "{}")
         group = request["data"]["group"]
         await self.channel_layer.group_add(group, self.channel_name)
+        self.joined.append(group)
         await self.send(text_data=json.dumps({"id": request["id"], "type": "subscribe"}))
 
     async def rohrpost_message(self, event: dict[str, Any]) -> None:

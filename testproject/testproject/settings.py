@@ -4,6 +4,7 @@ Environment:
   RPS_DB=sqlite|postgres   database (default sqlite; postgres uses 127.0.0.1:5432/test)
   RPS_LAYER=memory|redis   channel layer (default: redis when REDIS_URL is set)
   REDIS_URL                Redis for the redis layer (default redis://127.0.0.1:6379/0)
+  RPS_HISTORY_MAX_MESSAGES, RPS_HISTORY_MAX_AGE   override ROHRPOST's resume history limits
 """
 
 import os
@@ -122,6 +123,10 @@ ROHRPOST = {
     # Board members only; every other group goes to the library's default policy.
     "SUBSCRIBE_POLICY": "board.realtime.can_subscribe",
 }
+# Integration tests shrink the resume history (the library's defaults otherwise).
+for _option in ("HISTORY_MAX_MESSAGES", "HISTORY_MAX_AGE"):
+    if os.environ.get(f"RPS_{_option}"):
+        ROHRPOST[_option] = int(os.environ[f"RPS_{_option}"])
 
 AUTH_PASSWORD_VALIDATORS = []
 LANGUAGE_CODE = "en-us"

@@ -72,7 +72,9 @@ class Client:
         """Wait until the client is connected and subscribed to all its groups."""
         waiter = asyncio.ensure_future(self._ready.wait())
         assert self._task is not None
-        done, _ = await asyncio.wait({waiter, self._task}, timeout=timeout)
+        done, _ = await asyncio.wait(
+            {waiter, self._task}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+        )
         if waiter not in done:
             waiter.cancel()
             if self._task in done:
@@ -181,6 +183,16 @@ async def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {what}")
         await asyncio.sleep(0.05)
+
+
+async def wait_for_deliveries(
+    clients: list[Client], expected: dict[str, list[str]], timeout: float
+) -> None:
+    """Wait until the clients hold as many updates as ``expected`` promises them."""
+    total = sum(len(expected.get(group, [])) for c in clients for group in c.groups)
+    await wait_until(
+        lambda: sum(len(c.updates) for c in clients) >= total, timeout, f"{total} deliveries"
+    )
 
 
 Write = tuple[str, int, str]  # (model, pk, value), as rps_writer takes them

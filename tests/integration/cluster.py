@@ -269,9 +269,15 @@ class Writer:
             ) from None
         return answer
 
-    def save(self, writes: list[tuple[str, int, str]], timeout: float = 300) -> list[float]:
-        """Save each (model, pk, value); the times after each save() returned."""
-        saved: list[float] = self.call(op="save", writes=writes, timeout=timeout)["saved"]
+    def save(
+        self, writes: list[tuple[str, int, str]], interval: float = 0.0, timeout: float = 300
+    ) -> list[float]:
+        """Save each (model, pk, value); the times after each save() returned.
+
+        With ``interval`` the saves start that many seconds apart.
+        """
+        answer = self.call(op="save", writes=writes, interval=interval, timeout=timeout)
+        saved: list[float] = answer["saved"]
         return saved
 
     def flush(self) -> dict[str, Any]:

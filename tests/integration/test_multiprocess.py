@@ -23,7 +23,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.redis, pytest.mark.timeout(300)]
 COMMAND_ORDERS = 20  # written by the management command
 WEB_ORDERS = 5  # written by web requests to the uvicorn worker
 ROUNDS = 10
-PRODUCT_UPDATES = 10
+SHARED_UPDATES = 10
 
 
 async def test_every_client_gets_every_message_once_in_commit_order(
@@ -33,14 +33,13 @@ async def test_every_client_gets_every_message_once_in_commit_order(
     uvicorn = cluster.worker("uvicorn")
     daphne = cluster.worker("daphne")
     writer = cluster.writer()
-    setup = writer.call(op="setup", orders=COMMAND_ORDERS + WEB_ORDERS, products=1)
+    setup = writer.call(op="setup", orders=COMMAND_ORDERS + WEB_ORDERS + 1)
     cookie = f"sessionid={setup['session']}"
-    orders: list[int] = setup["orders"]
-    product: int = setup["products"][0]
+    *orders, shared = setup["orders"]
 
-    # Each order is watched by one client on each worker; everyone watches the product.
+    # Each order is watched by one client on each worker; everyone watches the shared one.
     clients = [
-        Client(f"{worker.name}/{pk}", worker.port, cookie, [f"order-{pk}", f"product-{product}"])
+        Client(f"{worker.name}/{pk}", worker.port, cookie, [f"order-{pk}", f"order-{shared}"])
         for pk in orders
         for worker in (uvicorn, daphne)
     ]
@@ -50,8 +49,8 @@ async def test_every_client_gets_every_message_once_in_commit_order(
         command_writes: list[Write] = []
         for n in range(ROUNDS):
             command_writes += [("order", pk, f"c{n}") for pk in orders[:COMMAND_ORDERS]]
-            if n < PRODUCT_UPDATES:
-                command_writes.append(("product", product, f"p{n}"))
+            if n < SHARED_UPDATES:
+                command_writes.append(("order", shared, f"s{n}"))
         web_writes: list[Write] = [
             ("order", pk, f"w{n}") for n in range(ROUNDS) for pk in orders[COMMAND_ORDERS:]
         ]
@@ -74,7 +73,7 @@ async def test_every_client_gets_every_message_once_in_commit_order(
 
         delivery = check_delivery(clients, expected)
         assert delivery.perfect, delivery.examples
-        assert delivery.received == total == len(clients) * (ROUNDS + PRODUCT_UPDATES)
+        assert delivery.received == total == len(clients) * (ROUNDS + SHARED_UPDATES)
         # The per-group sequence numbers agree: no gap, no repeat, on both workers.
         for client in clients:
             for group in client.groups:

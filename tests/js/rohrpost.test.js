@@ -287,7 +287,7 @@ test("every group is subscribed again after a reconnect", async () => {
   socket.acceptSubscribes();
   await settle();
   assert.deepEqual(events[0], ["open", { reconnected: true }]);
-  assert.deepEqual(events[1], ["resubscribed", { groups: ["board-1-cards", "card-7", "order-5"], failed: [] }]);
+  assert.deepEqual(events[1], ["resubscribed", { groups: ["board-1-cards", "card-7", "order-5"], failed: [] , resumed: [] }]);
   assert.equal(c.reconnects, 1);
 
   const update = { type: "create", group: "board-1-cards", object: { id: 9 } };
@@ -305,7 +305,7 @@ test("a group the server now refuses is dropped and reported", async () => {
   await settle();
   assert.equal(events[0][0], "error");
   assert.equal(events[0][1].group, "board-2-cards");
-  assert.deepEqual(events[1], ["resubscribed", { groups: ["board-1-cards"], failed: ["board-2-cards"] }]);
+  assert.deepEqual(events[1], ["resubscribed", { groups: ["board-1-cards"], failed: ["board-2-cards"] , resumed: [] }]);
   assert.deepEqual(c.groups(), ["board-1-cards"]);
 });
 
@@ -337,7 +337,7 @@ test("a re-subscribe round cut short is redone on the next connection", async ()
   assert.deepEqual(socket.sentOf("subscribe").map((frame) => frame.data), ["card-1"]);
   socket.acceptSubscribes();
   await settle();
-  assert.deepEqual(events, [["resubscribed", { groups: ["card-1"], failed: [] }]]);
+  assert.deepEqual(events, [["resubscribed", { groups: ["card-1"], failed: [] , resumed: [] }]]);
 });
 
 test("an unsubscribed group is not subscribed again", async () => {

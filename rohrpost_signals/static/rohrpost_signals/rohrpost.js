@@ -9,6 +9,10 @@
  * - A ping every `pingInterval` ms; no pong within `pingTimeout` ms means the
  *   connection is dead and is replaced.
  * - Lost connections are retried with exponential backoff and jitter.
+ * - Resuming: per group the client remembers the last `seq` it delivered
+ *   without a gap, subscribes again with `since` after a reconnect, delivers
+ *   updates in `seq` order exactly once, and emits "resync-required" when the
+ *   server can no longer replay what was missed.
  *
  * Load it with a <script> tag (it defines window.RohrpostClient) or require()
  * it (CommonJS; `import RohrpostClient from ".../rohrpost.js"` works in Node).
@@ -39,7 +43,12 @@
     autoConnect: true,
     WebSocket: undefined, // a WebSocket constructor; defaults to the global one
     random: Math.random, // jitter source (tests pass a fixed one)
+    gapTimeout: 2000, // ms an update may wait for an earlier seq before the client asks for a replay
   };
+
+  // Per group, how many recent message ids are kept to recognise duplicates
+  // (the server's default history holds 1,000 messages per group).
+  var REMEMBERED_IDS = 1000;
 
   /** An error reply from the server, a request that timed out, or a closed client. */
   class RohrpostError extends Error {
@@ -65,6 +74,19 @@
     return null;
   }
 
+  /** The subscribe argument to remember: a `since` in it applies once only. */
+  function withoutSince(args) {
+    if (!args || typeof args !== "object" || !("since" in args)) return args;
+    var copy = Object.assign({}, args);
+    delete copy.since;
+    return copy;
+  }
+
+  function clearGapTimer(entry) {
+    if (entry.gapTimer !== null) clearTimeout(entry.gapTimer);
+    entry.gapTimer = null;
+  }
+
   /** A path such as "/ws/rohrpost/" becomes ws(s)://<this host>/ws/rohrpost/. */
   function resolveUrl(url) {
     if (typeof url !== "string" || url.charAt(0) !== "/" || typeof location === "undefined") return url;
@@ -86,9 +108,10 @@
       this._pending = new Map(); // id -> request waiting for its reply
       this._outbox = []; // requests waiting for an open connection
       this._expired = new Set(); // ids that timed out on this socket: their late replies are dropped
-      // group -> what the client knows about it. Holds the subscribe argument
-      // today; per-group resume state (last seq) belongs here too.
+      // group -> {args, seq, held, ids, gapTimer}: the subscribe argument and
+      // the resume state (see _onUpdate).
       this._subscriptions = new Map();
+      this.duplicates = 0; // updates dropped because they had been delivered already
       this._retryTimer = null;
       this._pingTimer = null;
       if (this.options.autoConnect) this.connect();
@@ -132,26 +155,33 @@
         try { socket.close(code || 1000, reason); } catch (error) { /* already closing */ }
       }
       this._failAll(this._drainPending().concat(this._outbox.splice(0)), "closed");
+      this._subscriptions.forEach(function (entry) { clearGapTimer(entry); });
       this._subscriptions.clear();
       this._emit("closed", { code: code || 1000, reason: reason || "", wasClean: true });
     }
 
-    /** Join a group; resolves with the reply's data ({group: "..."}). */
+    /**
+     * Join a group; resolves with the reply's data ({group: "...", seq: n}).
+     * A group the client already follows is asked for with `since`, so that
+     * nothing between the two subscriptions is lost.
+     */
     subscribe(group) {
-      var self = this;
-      return this._request("subscribe", group, { retry: true }).then(function (data) {
-        var name = data && typeof data.group === "string" ? data.group : groupOf(group);
-        if (name !== null && !self._subscriptions.has(name)) {
-          self._subscriptions.set(name, { args: group });
-        }
-        return data;
-      });
+      var name = groupOf(group);
+      var known = name !== null ? this._subscriptions.get(name) : undefined;
+      var data = known ? this._subscribeData(name, known) : group;
+      return this._subscribeRequest(data, { retry: true });
+    }
+
+    /** The last seq of `group` delivered without a gap (null: none, or a server without seq). */
+    lastSeq(group) {
+      var entry = this._subscriptions.get(group);
+      return entry ? entry.seq : null;
     }
 
     /** Leave a group; it is not subscribed again after a reconnect. */
     unsubscribe(group) {
       var name = groupOf(group);
-      if (name !== null) this._subscriptions.delete(name);
+      if (name !== null) this._forgetGroup(name);
       if (this.state !== "open") {
         // The server forgets a socket's groups with the socket; only a queued
         // subscribe for this group has to be called off.
@@ -160,9 +190,15 @@
       }
       var self = this;
       return this._request("unsubscribe", group, {}).then(function (data) {
-        if (data && typeof data.group === "string") self._subscriptions.delete(data.group);
+        if (data && typeof data.group === "string") self._forgetGroup(data.group);
         return data;
       });
+    }
+
+    _forgetGroup(name) {
+      var entry = this._subscriptions.get(name);
+      if (entry) clearGapTimer(entry);
+      this._subscriptions.delete(name);
     }
 
     _cancelQueuedSubscribes(name) {
@@ -230,6 +266,7 @@
           data: data,
           retry: !!opts.retry, // send again after a reconnect instead of failing
           internal: !!opts.internal,
+          onReply: opts.onReply || null, // runs before any later frame is handled
           resolve: resolve,
           reject: reject,
           timer: null,
@@ -274,6 +311,7 @@
       if (message.error !== undefined && message.error !== null) {
         request.reject(new RohrpostError(String(message.error), "server", message));
       } else {
+        if (request.onReply) request.onReply(message.data);
         request.resolve(message.data);
       }
     }
@@ -323,6 +361,10 @@
         this._onUpdate(message);
         return;
       }
+      if (message.type === "resync-required" && !this._pending.has(message.id)) {
+        this._onResync(message);
+        return;
+      }
       if (this._expired.delete(message.id)) return; // the caller already got a timeout
       var request = this._pending.get(message.id);
       if (request) {
@@ -335,10 +377,133 @@
       }
     }
 
+    // ------------------------------------------------------------ resuming
+
+    /** Send a subscribe whose reply sets up the group's resume state before any later frame. */
+    _subscribeRequest(data, opts) {
+      var self = this;
+      var since = data && typeof data === "object" && typeof data.since === "number" ? data.since : undefined;
+      opts.onReply = function (reply) { self._subscribed(data, reply, since); };
+      return this._request("subscribe", data, opts);
+    }
+
+    _subscribed(args, reply, since) {
+      var name = reply && typeof reply.group === "string" ? reply.group : groupOf(args);
+      if (name === null) return;
+      var entry = this._subscriptions.get(name);
+      if (!entry) {
+        entry = { args: withoutSince(args), seq: null, held: new Map(), ids: new Set(), gapTimer: null };
+        this._subscriptions.set(name, entry);
+      }
+      if (!reply || typeof reply.seq !== "number") {
+        // A server without sequence numbers cannot replay: behave as before,
+        // but say so if this subscribe asked it to resume.
+        entry.seq = null;
+        entry.held.clear();
+        clearGapTimer(entry);
+        if (since !== undefined) this._emit("resync-required", { group: name, seq: null }, null);
+        return;
+      }
+      if (entry.seq === null) {
+        // Resuming from a seq the caller kept, or starting at the group's
+        // current number: what came before this subscription is not missed.
+        entry.seq = since !== undefined ? since : reply.seq;
+        this._drain(name, entry);
+      }
+      // Otherwise the server replays what followed entry.seq next.
+    }
+
+    /**
+     * Deliver each update once and, per group, in seq order. The resume point
+     * (entry.seq) only moves over updates delivered without a gap; one that
+     * comes early waits in entry.held for those before it, and if they do not
+     * come within gapTimeout the client asks the server to replay them.
+     */
     _onUpdate(message) {
       var data = message.data || {};
-      // Where per-group resume will remember data.seq, and emit
-      // "resync-required" on a gap, before the listeners see the update.
+      var entry = typeof data.group === "string" ? this._subscriptions.get(data.group) : undefined;
+      if (!entry || typeof data.seq !== "number") {
+        this._deliver(message); // a server without seq, or a group the client does not follow
+        return;
+      }
+      var seq = data.seq;
+      if ((entry.seq !== null && seq <= entry.seq) || entry.held.has(seq) || entry.ids.has(message.id)) {
+        this.duplicates += 1;
+        return;
+      }
+      if (entry.seq !== null && seq > entry.seq + 1) {
+        entry.held.set(seq, message);
+        this._watchGap(data.group, entry);
+        return;
+      }
+      this._accept(entry, message);
+      this._drain(data.group, entry);
+    }
+
+    _accept(entry, message) {
+      entry.seq = message.data.seq;
+      if (message.id !== undefined && message.id !== null) {
+        entry.ids.add(message.id);
+        if (entry.ids.size > REMEMBERED_IDS) entry.ids.delete(entry.ids.values().next().value);
+      }
+      this._deliver(message);
+    }
+
+    /** Deliver the held updates that now follow on without a gap. */
+    _drain(group, entry) {
+      entry.held.forEach(function (message, seq) {
+        if (seq <= entry.seq) entry.held.delete(seq);
+      });
+      while (entry.held.has(entry.seq + 1)) {
+        var next = entry.held.get(entry.seq + 1);
+        entry.held.delete(entry.seq + 1);
+        this._accept(entry, next);
+      }
+      if (entry.held.size === 0) clearGapTimer(entry);
+      else this._watchGap(group, entry);
+    }
+
+    _watchGap(group, entry) {
+      if (entry.gapTimer !== null) return;
+      var self = this;
+      entry.gapTimer = setTimeout(function () {
+        entry.gapTimer = null;
+        if (self._subscriptions.get(group) !== entry || entry.held.size === 0) return;
+        // Not connected: the re-subscribe after the reconnect resumes anyway.
+        if (self.state === "open") self._repair(group, entry);
+      }, this.options.gapTimeout);
+    }
+
+    /** A missing update did not come: subscribe again with since, which replays it. */
+    _repair(group, entry) {
+      var self = this;
+      this._subscribeRequest(this._subscribeData(group, entry), {}).then(
+        function () { if (entry.held.size > 0) self._watchGap(group, entry); },
+        function (error) {
+          if (error.code === "closed") return; // the reconnect resumes
+          self._forgetGroup(group);
+          error.group = group;
+          self._emit("error", error);
+        }
+      );
+    }
+
+    _onResync(message) {
+      var data = message.data || {};
+      var group = data.group;
+      var seq = typeof data.seq === "number" ? data.seq : null;
+      var entry = typeof group === "string" ? this._subscriptions.get(group) : undefined;
+      if (entry) {
+        entry.seq = seq;
+        if (seq === null) entry.held.clear();
+      }
+      // Listeners reload first; held updates newer than seq follow.
+      this._emit("resync-required", { group: group, seq: seq }, message);
+      if (entry && entry.seq !== null) this._drain(group, entry);
+    }
+
+    _deliver(message) {
+      var data = message.data || {};
       this._emit("subscription-update", data, message);
       if (typeof data.group === "string") this._emit(data.group, null, data);
     }
@@ -403,13 +568,16 @@
       var self = this;
       var entries = Array.from(this._subscriptions.entries());
       if (entries.length === 0) {
-        this._emit("resubscribed", { groups: [], failed: [] });
+        this._emit("resubscribed", { groups: [], failed: [], resumed: [] });
         return;
       }
+      var resumed = [];
       var results = entries.map(function (entry) {
         var group = entry[0];
+        var data = self._subscribeData(group, entry[1]);
+        if (entry[1].seq !== null) resumed.push(group);
         // Not retried: if this connection drops too, the next one starts a new round.
-        return self._request("subscribe", self._subscribeData(group, entry[1]), {}).then(
+        return self._subscribeRequest(data, {}).then(
           function () { return { group: group, ok: true }; },
           function (error) { return { group: group, ok: false, error: error }; }
         );
@@ -424,19 +592,29 @@
           } else if (outcome.error.code === "closed") {
             cutShort = true; // keep the group: the next connection subscribes again
           } else {
-            self._subscriptions.delete(outcome.group);
+            self._forgetGroup(outcome.group);
             failed.push(outcome.group);
             outcome.error.group = outcome.group;
             self._emit("error", outcome.error);
           }
         });
-        if (!cutShort) self._emit("resubscribed", { groups: ok, failed: failed });
+        if (!cutShort) {
+          self._emit("resubscribed", {
+            groups: ok,
+            failed: failed,
+            resumed: resumed.filter(function (group) { return ok.indexOf(group) !== -1; }),
+          });
+        }
       });
     }
 
-    /** The data of a re-subscribe request (resume will add the last seq here). */
+    /** The data of a subscribe for a group the client follows: with `since` once it has a seq. */
     _subscribeData(group, entry) {
-      return entry.args;
+      if (entry.seq === null) return entry.args;
+      var data = entry.args && typeof entry.args === "object" ? Object.assign({}, entry.args) : {};
+      data.group = group;
+      data.since = entry.seq;
+      return data;
     }
 
     // ------------------------------------------------------------ keepalive

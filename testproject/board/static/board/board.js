@@ -12,7 +12,9 @@
     updates: [], // every subscription-update's data, in arrival order
     refused: [], // groups the server refused
     resubscribed: 0, // re-subscribe rounds completed after reconnects
-    synced: 0, // snapshot loads completed (after each (re)subscribe)
+    resumed: [], // groups picked up again after a reconnect by a replay of what was missed
+    resyncs: [], // groups the server could not replay (resync-required): reloaded instead
+    synced: 0, // snapshot loads completed (after a subscribe that could not resume)
   });
 
   function el(tag, className, text) {
@@ -86,7 +88,16 @@
     });
     client.on("resubscribed", function (result) {
       demo.resubscribed += 1;
-      logActivity("reconnected; subscribed again to " + result.groups.length + " groups", "system");
+      Array.prototype.push.apply(demo.resumed, result.resumed);
+      logActivity(
+        "reconnected; subscribed again to " + result.groups.length + " groups, " +
+          result.resumed.length + " resumed where they left off",
+        "system"
+      );
+    });
+    client.on("resync-required", function (info) {
+      demo.resyncs.push(info.group);
+      logActivity("missed too much on " + info.group + ": reloading", "system");
     });
     client.on("subscription-update", function (data) {
       demo.updates.push(data);
@@ -207,7 +218,7 @@
       heading.appendChild(form);
       section.appendChild(heading);
       var columns = el("div", "columns");
-      var view = { id: board.id, section: section, name: name, lists: {}, counts: {}, buffer: null };
+      var view = { id: board.id, section: section, name: name, lists: {}, counts: {}, buffer: null, loading: null, reloadAgain: false };
       statuses.forEach(function (entry) {
         var column = el("div", "column");
         column.dataset.status = entry[0];
@@ -242,20 +253,44 @@
     }
 
     // Load the board's current state once subscribed, so that nothing changed
-    // between the page load (or an outage) and the subscription is missed.
+    // between the page load and the subscription is missed, and again when
+    // the server could not replay what an outage missed (resync-required).
     // Updates arriving meanwhile wait and are applied on top of the snapshot.
+    // A reload asked for while one is under way runs once that one is done:
+    // the running one may have read the database too early.
     function sync(view) {
+      if (view.loading) {
+        view.reloadAgain = true;
+        return view.loading;
+      }
       view.buffer = view.buffer || [];
-      return getJson("/boards/" + view.id + ".json").then(function (board) {
+      view.loading = getJson("/boards/" + view.id + ".json").then(function (board) {
+        view.loading = null;
+        if (view.reloadAgain) {
+          view.reloadAgain = false;
+          return sync(view);
+        }
         renderCards(view, board);
         var waiting = view.buffer;
         view.buffer = null;
         waiting.forEach(function (data) { handle(view, data); });
         demo.synced += 1;
       }, function (error) {
+        view.loading = null;
+        view.reloadAgain = false;
         view.buffer = null;
         if (error.status === 404) removeBoard(view);
       });
+      return view.loading;
+    }
+
+    function groupsOf(view) {
+      return ["board-" + view.id + "-cards", "board-" + view.id];
+    }
+
+    function viewOf(group) {
+      var match = /^board-(\d+)(-cards)?$/.exec(group || "");
+      return match ? views.get(Number(match[1])) : undefined;
     }
 
     function removeBoard(view) {
@@ -288,12 +323,22 @@
 
     var client = connect(root.dataset.wsPath);
     client.on("subscription-update", function (data) {
-      var match = /^board-(\d+)(-cards)?$/.exec(data.group || "");
-      var view = match && views.get(Number(match[1]));
+      var view = viewOf(data.group);
       if (view) handle(view, data);
     });
-    client.on("resubscribed", function () {
-      views.forEach(function (view) { sync(view); });
+    // After a reconnect the client resumes each group where it left off and
+    // the server replays what was missed: nothing to reload. Only boards with
+    // a group that could not resume (a server without sequence numbers) are
+    // loaded again here; resync-required covers the rest.
+    client.on("resubscribed", function (result) {
+      views.forEach(function (view) {
+        var resumed = groupsOf(view).every(function (group) { return result.resumed.indexOf(group) !== -1; });
+        if (!resumed) sync(view);
+      });
+    });
+    client.on("resync-required", function (info) {
+      var view = viewOf(info.group);
+      if (view) sync(view);
     });
     views.forEach(function (view) {
       subscribe(client, "board-" + view.id + "-cards", function () { sync(view); });
@@ -333,7 +378,12 @@
       if (data.type === "delete") deleted();
       else show(data.object);
     });
-    client.on("resubscribed", sync);
+    client.on("resubscribed", function (result) {
+      if (result.resumed.indexOf(group) === -1) sync();
+    });
+    client.on("resync-required", function (info) {
+      if (info.group === group) sync();
+    });
     subscribe(client, group, sync);
   }
 

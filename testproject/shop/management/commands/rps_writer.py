@@ -4,7 +4,8 @@ Each input line is one JSON command; each gets one JSON line back on stdout:
 
   {"op": "setup", "customers": 1, "orders": 3, "products": 1}
       -> {"user": id, "session": key, "orders": [pk, ...], "products": [pk, ...]}
-  {"op": "save", "writes": [["order", pk, "status"], ["product", pk, "name"], ...]}
+  {"op": "save", "writes": [["order", pk, "status"], ["product", pk, "name"], ...],
+   "interval": 0.01}   (optional: seconds from one save's start to the next's)
       -> {"saved": [t, ...]}   wall-clock time after each save() returned
   {"op": "flush"}  -> {"flushed": bool, "stats": {...}}   waits for the sender
   {"op": "stats"}  -> {"stats": {...}}
@@ -55,9 +56,13 @@ def _setup(command: dict[str, Any]) -> dict[str, Any]:
 _objects: dict[tuple[str, int], Order | Product] = {}
 
 
-def _save(writes: list[list[Any]]) -> dict[str, Any]:
+def _save(writes: list[list[Any]], interval: float = 0.0) -> dict[str, Any]:
     saved = []
+    next_at = time.monotonic()
     for model, pk, value in writes:
+        if interval:
+            next_at += interval
+            time.sleep(max(0.0, next_at - time.monotonic()))
         obj = _objects.get((model, pk))
         if obj is None:
             obj = _objects[model, pk] = (Order if model == "order" else Product).objects.get(pk=pk)
@@ -81,7 +86,7 @@ class Command(BaseCommand):
             if op == "setup":
                 answer = _setup(command)
             elif op == "save":
-                answer = _save(command["writes"])
+                answer = _save(command["writes"], command.get("interval", 0.0))
             elif op == "flush":
                 answer = {"flushed": dispatch.flush(timeout=60), "stats": dispatch.stats.as_dict()}
             elif op == "stats":

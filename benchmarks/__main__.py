@@ -32,16 +32,14 @@ DOCS_PLOT = ROOT / "docs" / "_static" / "benchmark-full.png"
 BEGIN, END = ".. BEGIN GENERATED RESULTS", ".. END GENERATED RESULTS"
 
 QUICK = {
-    "save": {"n": 150, "chunks": 3, "warmup": 20, "exit_check": 300},
+    "save": {"n": 100, "chunks": 2, "warmup": 10, "exit_check": 200},
     "live": LiveConfig(
-        clients=200,
-        latency_updates=300,
-        latency_interval_us=3000,
-        rounds=3,
-        fanout_reps=4,
-        sustained_updates=(60, 20, 6),
-        window=20,
-        profile_saves=4,
+        clients=100,
+        latency_updates=200,
+        rounds=2,
+        fanout_reps=3,
+        sustained_updates=(40, 10, 4),
+        profile_saves=3,
     ),
 }
 FULL = {
@@ -64,8 +62,11 @@ PACKAGES = (
 )
 
 
+_T0 = time.monotonic()
+
+
 def log(message: str) -> None:
-    print(message, flush=True)
+    print(f"[{time.monotonic() - _T0:5.0f} s] {message}", flush=True)
 
 
 def reachable(host: str, port: int) -> bool:

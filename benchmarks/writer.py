@@ -34,6 +34,7 @@ import time
 from typing import Any
 
 from . import djangoenv
+from .stats import median
 
 SLOTS = ("a", "b", "c")
 
@@ -129,6 +130,77 @@ class Writer:
         stats = pstats.Stats(profiler)
         return {"json_encodes": json_encode_calls(stats), "saves": count}
 
+    def breakdown(self, slot: str, start: int, count: int, interval_us: int) -> dict[str, Any]:
+        """Where a rohrpost_signals message spends its time in this process.
+
+        Wraps the sender's steps with clocks for ``count`` paced saves, then
+        times the floor's bare ``group_send`` the same way. Answers medians in us.
+        """
+        from rohrpost_signals import history
+
+        dispatch = self.dispatch
+        marks: dict[str, list[int]] = {"picked": [], "numbered": [], "sent": []}
+        original_send = dispatch._send
+        store = history.store_for("default")
+        original_append = store.append
+        original_group_send = self.layer.group_send
+
+        async def send(item: Any) -> None:
+            marks["picked"].append(time.monotonic_ns())
+            await original_send(item)
+
+        async def append(*args: Any) -> Any:
+            result = await original_append(*args)
+            marks["numbered"].append(time.monotonic_ns())
+            return result
+
+        async def group_send(group: str, message: Any) -> None:
+            await original_group_send(group, message)
+            marks["sent"].append(time.monotonic_ns())
+
+        dispatch._send = send  # type: ignore[attr-defined]
+        store.append = append  # type: ignore[method-assign]
+        self.layer.group_send = group_send
+        try:
+            stamps = []
+            for k in range(start, start + count):
+                # One at a time, so no message waits behind another.
+                stamps += self.saves("signals", slot, k, 1, 0)
+                dispatch.flush(timeout=30)
+                time.sleep(interval_us / 1e6)
+        finally:
+            dispatch._send = original_send  # type: ignore[attr-defined]
+            del store.append
+            del self.layer.group_send
+        returned = [t_return for _k, _c, t_return in stamps]
+        numbered = marks["numbered"] or marks["picked"]  # no history: nothing to number
+
+        def gaps(later: list[int], earlier: list[int]) -> float:
+            return median([(b - a) / 1000 for a, b in zip(earlier, later, strict=False)])
+
+        # The same group_send, bare, on a long-lived loop (clients ignore "{}").
+        floor_times = asyncio.run_coroutine_threadsafe(
+            self._time_floor(slot, count, interval_us * 1000), self.loop
+        ).result()
+        return {
+            "save_us": median([(t_r - t_c) / 1000 for _k, t_c, t_r in stamps]),
+            "queue_to_sender_us": gaps(marks["picked"], returned),
+            "history_us": gaps(numbered, marks["picked"]) if marks["numbered"] else 0.0,
+            "group_send_us": gaps(marks["sent"], numbered),
+            "floor_group_send_us": median(floor_times),
+        }
+
+    async def _time_floor(self, slot: str, count: int, interval_ns: int) -> list[float]:
+        times = []
+        for _ in range(count):
+            started = time.monotonic_ns()
+            await self.layer.group_send(
+                f"floor-{slot}", {"type": "rohrpost.message", "message": "{}"}
+            )
+            times.append((time.monotonic_ns() - started) / 1000)
+            await asyncio.sleep(interval_ns / 1e9)
+        return times
+
     def handle(self, command: dict[str, Any]) -> Any:
         name = command["cmd"]
         if name == "save":
@@ -140,6 +212,10 @@ class Writer:
         if name == "profile":
             return self.profile(
                 command["variant"], command["slot"], command["start"], command["count"]
+            )
+        if name == "breakdown":
+            return self.breakdown(
+                command["slot"], command["start"], command["count"], command["interval_us"]
             )
         if name == "flush":
             return self.dispatch.flush(timeout=30)

@@ -112,7 +112,10 @@ class RohrpostConsumer(_SubscriptionRules, LayerGuard, AsyncWebsocketConsumer): 
 
     async def disconnect(self, code: int) -> None:
         for group in list(getattr(self, "subscriptions", ())):
-            await self.remove_from_group(group)
+            try:
+                await self.remove_from_group(group)
+            except Exception as exc:  # layer down: leave once it is back
+                self.leave_later(group, exc)
 
     async def add_to_group(self, name: str) -> None:
         """Join group ``name`` on the channel layer (no policy check; see ``subscribe``)."""
@@ -197,7 +200,10 @@ class SyncRohrpostConsumer(_SubscriptionRules, LayerGuard, WebsocketConsumer):  
 
     def disconnect(self, code: int) -> None:
         for group in list(getattr(self, "subscriptions", ())):
-            self.remove_from_group(group)
+            try:
+                self.remove_from_group(group)
+            except Exception as exc:  # layer down: the membership expires by itself
+                self.leave_failed(group, exc)
 
     def add_to_group(self, name: str) -> None:
         """Join group ``name`` on the channel layer (no policy check; see ``subscribe``)."""

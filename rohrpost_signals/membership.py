@@ -82,6 +82,23 @@ class LayerGuard:
             await keeper_for(self.channel_layer).wait_until_back(delay)
             delay = min(delay * 2, RETRY_MAX)
 
+    def leave_later(self, group: str, exc: BaseException) -> None:
+        """``group_discard`` failed (layer down): retry it when the layer is back."""
+        keeper = keeper_for(self.channel_layer)
+        keeper.failed("group_discard", exc)
+        keeper.discard_later(group, self.channel_name)
+
+    def leave_failed(self, group: str, exc: BaseException) -> None:
+        """Sync consumers: log it; the membership runs out after ``group_expiry``."""
+        stats.layer_errors += 1
+        logger.warning(
+            "Could not leave group %r (%s: %s); the membership expires after the "
+            "layer's group_expiry.",
+            group,
+            type(exc).__name__,
+            exc,
+        )
+
     async def rejoin_groups(self) -> int:
         """Join every group of ``subscriptions`` again; returns how many."""
         joined = 0
@@ -107,6 +124,12 @@ class MembershipKeeper:
         self._back = asyncio.Event()  # set unless the layer is failing
         self._back.set()
         self._renewed_at = time.monotonic()
+        # Memberships of closed sockets that could not be removed yet.
+        self._discards: list[tuple[str, str]] = []
+
+    def discard_later(self, group: str, channel: str) -> None:
+        self._discards.append((group, channel))
+        self._ensure_task()
 
     def track(self, consumer: LayerGuard) -> None:
         self.consumers.add(consumer)
@@ -141,11 +164,11 @@ class MembershipKeeper:
             self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def _run(self) -> None:
-        while self.consumers or self._outage_since:
+        while self.consumers or self._outage_since or self._discards:
             await asyncio.sleep(CHECK_INTERVAL)
             try:
                 lost = await self._markers_lost() if self._redis else False
-                if lost or self._outage_since or self._renewal_due():
+                if lost or self._outage_since or self._discards or self._renewal_due():
                     await self.rejoin_all(lost)
             except Exception as exc:
                 self.failed("membership check", exc)
@@ -169,6 +192,11 @@ class MembershipKeeper:
 
     async def rejoin_all(self, lost: bool = False) -> int:
         """Join every live consumer to its groups again; returns the memberships."""
+        left = 0
+        while self._discards:
+            await self.layer.group_discard(*self._discards[-1])
+            self._discards.pop()
+            left += 1
         joined = 0
         for consumer in list(self.consumers):
             joined += await consumer.rejoin_groups()
@@ -180,9 +208,10 @@ class MembershipKeeper:
             stats.rejoins += 1
             reason = "Redis lost its data" if lost else "the channel layer is back"
             logger.warning(
-                "Rejoined %d group memberships of %d sockets: %s.",
+                "Rejoined %d group memberships of %d sockets (and left %d of closed ones): %s.",
                 joined,
                 len(self.consumers),
+                left,
                 reason,
             )
         return joined

@@ -100,6 +100,15 @@ if _layer == "redis":
             CHANNEL_LAYERS["default"]["CONFIG"][_option] = int(
                 os.environ[f"RPS_REDIS_{_option.upper()}"]
             )
+    if os.environ.get("RPS_REDIS_RETRY") == "1":
+        # A pooled connection is stale after Redis restarted: retry once on a fresh one.
+        from redis.asyncio.retry import Retry
+        from redis.backoff import NoBackoff
+
+        _address = CHANNEL_LAYERS["default"]["CONFIG"]["hosts"][0]
+        CHANNEL_LAYERS["default"]["CONFIG"]["hosts"] = [
+            {"address": _address, "retry": Retry(NoBackoff(), 1)}
+        ]
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 

@@ -15,6 +15,7 @@ import urllib.parse
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
@@ -52,6 +53,8 @@ class Client:
     reconnect: bool = False
     updates: list[Update] = field(default_factory=list)
     errors: list[dict[str, Any]] = field(default_factory=list)
+    # Other frames nobody asked for (``send_to_group`` news), with their arrival time.
+    others: list[tuple[dict[str, Any], float]] = field(default_factory=list)
     connects: int = 0
     closes: int = 0
     ws: ClientConnection | None = None
@@ -140,6 +143,8 @@ class Client:
                 future.set_result(message)
             elif "error" in message:
                 self.errors.append(message)
+            else:
+                self.others.append((message, now))
 
     async def request(self, kind: str, data: Any, timeout: float = 30) -> dict[str, Any]:
         assert self.ws is not None
@@ -322,6 +327,21 @@ class SilentClient:
             header += bytes([0x80 | 126]) + struct.pack("!H", len(payload))
         masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
         self.sock.sendall(header + mask + masked)
+
+    def backlog(self, server_port: int) -> int:
+        """Bytes the server wrote to this socket that sit unread in kernel buffers."""
+        local_port = self.sock.getsockname()[1]
+        total = 0
+        for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+            fields = line.split()
+            local, remote, queues = fields[1], fields[2], fields[4]
+            tx_queue, rx_queue = (int(q, 16) for q in queues.split(":"))
+            ports = (int(local.split(":")[1], 16), int(remote.split(":")[1], 16))
+            if ports == (server_port, local_port):
+                total += tx_queue  # the server's side: sent, not yet acknowledged
+            elif ports == (local_port, server_port):
+                total += rx_queue  # ours: received, not read
+        return total
 
     def close(self) -> None:
         self.sock.close()

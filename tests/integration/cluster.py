@@ -27,7 +27,11 @@ REPO = Path(__file__).resolve().parents[2]
 TESTPROJECT = REPO / "testproject"
 
 #: How the layer is sized in every test, as docs/deployment.rst recommends.
-RECOMMENDED_LAYER = {"RPS_REDIS_CAPACITY": "10000", "RPS_REDIS_GROUP_EXPIRY": "3600"}
+RECOMMENDED_LAYER = {
+    "RPS_REDIS_CAPACITY": "10000",
+    "RPS_REDIS_GROUP_EXPIRY": "3600",
+    "RPS_REDIS_RETRY": "1",
+}
 
 
 def wait_for(predicate: Any, timeout: float, what: str, interval: float = 0.05) -> None:

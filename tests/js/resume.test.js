@@ -165,6 +165,21 @@ test("a since passed by the caller is where the client resumes, and is not repea
   assert.deepEqual(next.sentOf("subscribe")[0].data, { group: GROUP, since: START + 9 });
 });
 
+test("a since given for a followed group is sent as given, and replayed copies are dropped", async () => {
+  const c = await following();
+  const seqs = delivered(c);
+  const socket = FakeWebSocket.latest();
+  socket.reply(update(START + 1));
+  socket.reply(update(START + 2));
+  const again = c.subscribe({ group: GROUP, since: START });
+  assert.deepEqual(socket.sentOf("subscribe").at(-1).data, { group: GROUP, since: START });
+  answerSubscribe(socket, START + 3);
+  for (const seq of [START + 1, START + 2, START + 3]) socket.reply(update(seq));
+  await again;
+  assert.deepEqual(seqs, [START + 1, START + 2, START + 3]);
+  assert.equal(c.duplicates, 2);
+});
+
 // ----------------------------------------------------------------- duplicates
 
 test("a message delivered already is dropped, by seq or by id", async () => {

@@ -168,7 +168,8 @@
     subscribe(group) {
       var name = groupOf(group);
       var known = name !== null ? this._subscriptions.get(name) : undefined;
-      var data = known ? this._subscribeData(name, known) : group;
+      var ownSince = group && typeof group === "object" && group.since !== undefined && group.since !== null;
+      var data = known && !ownSince ? this._subscribeData(name, known, group) : group;
       return this._subscribeRequest(data, { retry: true });
     }
 
@@ -609,9 +610,10 @@
     }
 
     /** The data of a subscribe for a group the client follows: with `since` once it has a seq. */
-    _subscribeData(group, entry) {
-      if (entry.seq === null) return entry.args;
-      var data = entry.args && typeof entry.args === "object" ? Object.assign({}, entry.args) : {};
+    _subscribeData(group, entry, args) {
+      if (args === undefined) args = entry.args;
+      if (entry.seq === null) return args;
+      var data = args && typeof args === "object" ? Object.assign({}, args) : {};
       data.group = group;
       data.since = entry.seq;
       return data;

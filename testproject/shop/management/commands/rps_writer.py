@@ -7,6 +7,8 @@ Each input line is one JSON command; each gets one JSON line back on stdout:
   {"op": "save", "writes": [["order", pk, "status"], ["product", pk, "name"], ...],
    "interval": 0.01}   (optional: seconds from one save's start to the next's)
       -> {"saved": [t, ...]}   wall-clock time after each save() returned
+  {"op": "broadcast", "group": "order-1", "count": 100, "size": 30000}
+      -> {"sent": [t, ...]}   send_to_group() of "news" frames: {"n": n, "t": t, "pad": "..."}
   {"op": "flush"}  -> {"flushed": bool, "stats": {...}}   waits for the sender
   {"op": "stats"}  -> {"stats": {...}}
 
@@ -26,6 +28,7 @@ from django.contrib.sessions.backends.db import SessionStore
 from django.core.management.base import BaseCommand
 
 from rohrpost_signals import dispatch
+from rohrpost_signals.message import send_to_group
 from shop.models import Customer, Order, Product
 
 
@@ -76,6 +79,15 @@ def _save(writes: list[list[Any]], interval: float = 0.0) -> dict[str, Any]:
     return {"saved": saved}
 
 
+def _broadcast(group: str, count: int, size: int) -> dict[str, Any]:
+    sent = []
+    for n in range(count):
+        now = time.time()
+        send_to_group(group, "news", data={"n": n, "t": now, "pad": "x" * size})
+        sent.append(now)
+    return {"sent": sent}
+
+
 class Command(BaseCommand):
     help = "Save model changes as told on stdin (scale-out integration tests)."
 
@@ -87,6 +99,8 @@ class Command(BaseCommand):
                 answer = _setup(command)
             elif op == "save":
                 answer = _save(command["writes"], command.get("interval", 0.0))
+            elif op == "broadcast":
+                answer = _broadcast(command["group"], command["count"], command["size"])
             elif op == "flush":
                 answer = {"flushed": dispatch.flush(timeout=60), "stats": dispatch.stats.as_dict()}
             elif op == "stats":

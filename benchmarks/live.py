@@ -56,7 +56,7 @@ class LiveConfig:
     profile_saves: int = 20
 
     def slot_sizes(self) -> dict[str, int]:
-        return {"a": 1, "b": min(100, self.clients), "c": self.clients}
+        return {"a": 1, "b": min(100, max(1, self.clients // 4)), "c": self.clients}
 
 
 def free_port() -> int:

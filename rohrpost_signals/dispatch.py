@@ -92,11 +92,21 @@ stats = Stats()
 interceptors: list[Callable[[Outgoing], bool]] = []
 
 
-class LoopSender:
-    """A queue drained in order by one task on one event loop."""
+#: Seconds the background sender stays awake after draining its queue.
+BACKGROUND_LINGER = float(os.environ.get("RPS_LINGER", "0.001"))
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+
+class LoopSender:
+    """A queue drained in order by one task on one event loop.
+
+    With ``linger``, the task stays awake that long after draining the queue:
+    messages pushed meanwhile need no cross-thread wake-up (a socket write and
+    a GIL hand-off each), so a burst of saves is sent in batches.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, linger: float = 0.0) -> None:
         self.loop = loop
+        self.linger = linger
         self.queue: deque[Outgoing] = deque()
         self._submitted = itertools.count(1)
         self.submitted = 0
@@ -144,6 +154,10 @@ class LoopSender:
                 item = self.queue.popleft()
                 await _send(item)
                 self.completed += 1
+            if self.linger:
+                await asyncio.sleep(self.linger)
+                if self.queue:
+                    continue
             self.idle = True
             if self.queue:  # pushed between the drain and setting idle
                 self.idle = False
@@ -213,7 +227,7 @@ class _BackgroundLoop:
     sender: LoopSender = field(init=False)
 
     def __post_init__(self) -> None:
-        self.sender = LoopSender(self.loop)
+        self.sender = LoopSender(self.loop, linger=BACKGROUND_LINGER)
 
 
 class Dispatcher:

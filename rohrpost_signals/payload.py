@@ -23,6 +23,19 @@ def group_names_for(instance: models.Model, watched: WatchedModel, kind: str) ->
         names: Any = instance.get_group_name(kind)  # type: ignore[attr-defined]
     elif watched.has_group_name:
         names = instance.group_name  # type: ignore[attr-defined]
+        if isinstance(names, str):
+            # As in rohrpost: "order-{pk}" names one group per object.
+            try:
+                names = names.format(pk=instance.pk)
+            except (KeyError, IndexError, ValueError) as exc:
+                logger.error(
+                    "group_name %r of %s pk=%s is not a valid template: %r",
+                    names,
+                    watched.label,
+                    instance.pk,
+                    exc,
+                )
+                names = []
     elif watched.group_templates:
         names = []
         for template in watched.group_templates:

@@ -49,7 +49,12 @@ class WatchedModel:
             return None
         if self.has_group_name:
             static = getattr(self.model, "group_name", None)
-            return [re.compile(re.escape(static))] if isinstance(static, str) else None
+            if not isinstance(static, str):
+                return None
+            try:
+                return [group_names.template_pattern(self.model, static)]
+            except ValueError:
+                return []
         if self.group_templates:
             return [group_names.template_pattern(self.model, t) for t in self.group_templates]
         return [group_names.default_pattern(self.model)]

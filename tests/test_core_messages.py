@@ -254,3 +254,14 @@ def test_a_failing_hook_is_logged_and_save_succeeds(
     assert Article.objects.filter(pk=article.pk).exists()
     assert sent == []
     assert "Could not notify shop.Article" in caplog.text
+
+
+def test_group_name_attribute_is_formatted_with_the_pk_like_rohrpost(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(Announcement, "group_name", "announcement-{pk}")
+    with watching(Announcement={}), capture_notifications() as sent:
+        note = Announcement.objects.create(text="hi")
+        assert registry.can_produce(f"announcement-{note.pk}")
+        assert not registry.can_produce("announcement-x")
+    assert sent.groups == [f"announcement-{note.pk}"]

@@ -32,7 +32,7 @@ DOCS_PLOT = ROOT / "docs" / "_static" / "benchmark-full.png"
 BEGIN, END = ".. BEGIN GENERATED RESULTS", ".. END GENERATED RESULTS"
 
 QUICK = {
-    "save": {"n": 100, "chunks": 2, "warmup": 10, "exit_check": 200},
+    "save": {"n": 60, "chunks": 2, "warmup": 5, "exit_check": 100},
     "live": LiveConfig(
         clients=100,
         latency_updates=200,
@@ -152,6 +152,12 @@ def clean_redis(redis_url: str, prefix: str) -> int:
     return len(keys)
 
 
+def installed(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
+
+
 def child_env(base: dict[str, str], **extra: str) -> dict[str, str]:
     env = dict(base)
     env.update(extra)
@@ -195,6 +201,13 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=RESULTS, help="where results go")
     args = parser.parse_args()
 
+    missing = [name for name in ("rohrpost", "djangochannelsrestframework") if not installed(name)]
+    if missing:
+        sys.exit(
+            f"The comparison libraries are missing ({', '.join(missing)}): "
+            "pip install -e '.[bench]' (rohrpost 4.1 and DCRF 1.3 run with today's Django "
+            "and Channels; see benchmarks/README.md)."
+        )
     preset = QUICK if args.quick else FULL
     mode = "quick" if args.quick else "full"
     redis_url = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -228,6 +241,8 @@ def main() -> None:
                 pg_database(pg_name, create=True)
             for db in databases:
                 for layer in ("memory", "redis"):
+                    if args.quick and (db, layer) == ("postgres", "memory"):
+                        continue  # the smoke run stays under a minute
                     combo = f"{'SQLite' if db == 'sqlite' else 'PostgreSQL'}, {layer}"
                     log(f"1. save overhead: {combo}")
                     env = dict(
@@ -256,6 +271,9 @@ def main() -> None:
     meta["seconds"] = time.monotonic() - started
     meta["load_end"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
     publish(results, args.out, mode, args.write_docs)
+    failed = [combo for combo, result in results.get("save", {}).items() if "error" in result]
+    if failed:
+        sys.exit(f"failed: {', '.join(failed)}")
 
 
 def render(results: dict[str, Any]) -> tuple[list[report.Table], list[str], list[str]]:

@@ -34,7 +34,7 @@ from typing import Any
 
 from .stats import median
 from .swarm import Swarm, Tally, dcrf_subscribe, rohrpost_subscribe
-from .writer import SLOTS, json_encode_calls
+from .writer import json_encode_calls
 
 ROUTES = {
     "floor": "ws/bare/",
@@ -110,7 +110,7 @@ class Server:
         path = Path(f"{self.profile_base}.{self.dumps}.prof")
         self.dumps += 1
         for _ in range(600):
-            if path.exists():
+            if await asyncio.to_thread(path.exists):
                 return pstats.Stats(str(path))
             await asyncio.sleep(0.05)
         raise RuntimeError(f"the server wrote no profile {path}")
@@ -201,8 +201,10 @@ class LiveRun:
         self.pks, self.groups = info["pks"], info["groups"]
         results: dict[str, Any] = {"config": self.config.__dict__}
         try:
-            self.log("memory: one fresh server per variant")
-            results["memory"] = {v: await self.memory(v) for v in LIVE_VARIANTS}
+            self.log("memory: one fresh server per variant, side by side")
+            # Resident memory is not a timing: the four servers may share the CPUs.
+            measured = await asyncio.gather(*(self.memory(v) for v in LIVE_VARIANTS))
+            results["memory"] = dict(zip(LIVE_VARIANTS, measured, strict=True))
             self.log("latency, fan-out, sustained rate, profile: one server, variants take turns")
             results.update(await self.shared_server())
         finally:
@@ -455,7 +457,7 @@ def top_functions(stats: pstats.Stats, limit: int) -> list[dict[str, Any]]:
     rows = []
     total = stats.total_tt or 1.0  # type: ignore[attr-defined]
     for (filename, line, name), row in stats.stats.items():  # type: ignore[attr-defined]
-        _cc, ncalls, tottime, cumtime, _callers = row
+        _cc, ncalls, tottime, _cumtime, _callers = row
         rows.append(
             {
                 "function": f"{short_path(filename)}:{line}({name})",

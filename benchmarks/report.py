@@ -110,10 +110,38 @@ def save_tables(save: dict[str, Any]) -> list[Table]:
         note="rohrpost_signals returns from save() before sending; this table charges the "
         "send to the save anyway, so the queue hides nothing.",
     )
+    parts = Table(
+        "1c. Where rohrpost_signals' added cost goes (medians, us)",
+        [
+            "database, layer, transaction",
+            "field tracker",
+            "receiver, encoding, queueing",
+            "sender's share of the process",
+            "added",
+        ],
+        note="Field tracker: django-model-utils' FieldTracker alone (our receiver "
+        "disconnected). Receiver: the same with the message built and queued but not "
+        "sent. Sender's share: the rest; the background sender runs in the same process "
+        "and takes turns with save() for the GIL.",
+    )
     for combo, result in save.items():
         if "error" in result:
             per_save.add(combo, result["error"], "", "", "", "", "", "")
             continue
+        for mode in ("outside", "inside"):
+            if "signals_tracker" not in result["per_save_ns"]:
+                break
+            med = {
+                v: median(us(result["per_save_ns"][v][mode]))
+                for v in ("plain", "signals_tracker", "signals_nosend", "signals")
+            }
+            parts.add(
+                f"{combo}, {'in atomic()' if mode == 'inside' else 'autocommit'}",
+                fmt_added(med["signals_tracker"] - med["plain"]),
+                fmt_added(med["signals_nosend"] - med["signals_tracker"]),
+                fmt_added(med["signals"] - med["signals_nosend"]),
+                fmt_added(med["signals"] - med["plain"]),
+            )
         for mode in ("outside", "inside"):
             label = f"{combo}, {'in atomic()' if mode == 'inside' else 'autocommit'}"
             times = {v: us(result["per_save_ns"][v][mode]) for v in ("plain", *LIBS)}
@@ -138,7 +166,7 @@ def save_tables(save: dict[str, Any]) -> list[Table]:
                 ratio(dadded["signals"], dadded["rohrpost"]),
                 ratio(dadded["signals"], dadded["dcrf"]),
             )
-    return [per_save, drained]
+    return [per_save, drained, parts]
 
 
 def delivery_lines(save: dict[str, Any]) -> list[str]:
@@ -193,10 +221,30 @@ def live_tables(live: dict[str, Any]) -> list[Table]:
     )
     tables.append(latency)
 
+    if "breakdown" in live:
+        steps = live["breakdown"]
+        breakdown = Table(
+            "2b. Where rohrpost_signals' extra latency goes: the writer process, medians",
+            ["step", "rohrpost_signals", "floor"],
+            note="The sender numbers each message and keeps it in the group's history "
+            "(resumable delivery) before group_send: one more Redis round trip than the floor.",
+        )
+        breakdown.add("save() itself", fmt_us(steps["save_us"]), "")
+        breakdown.add(
+            "save() returned -> sender picks it up", fmt_us(steps["queue_to_sender_us"]), ""
+        )
+        breakdown.add("seq + history (one Redis script)", fmt_us(steps["history_us"]), "")
+        breakdown.add(
+            "group_send", fmt_us(steps["group_send_us"]), fmt_us(steps["floor_group_send_us"])
+        )
+        tables.append(breakdown)
+
     fanout = Table(
-        "3. Fan-out: one update to N subscribed clients, time until the last one has it "
-        "(median, p99 in brackets), and messages per second sustained",
+        "3. Fan-out: one update to N subscribed clients, time from the save() call until "
+        "the last one has it (median, p99 in brackets), and messages per second sustained",
         headers,
+        note="Messages/s: a stream of updates with at most 20 undelivered, through the same "
+        "server; 'lost' counts every message a client did not get.",
     )
     slots = list(live["fanout"]["floor"])
     for slot in slots:
@@ -238,24 +286,22 @@ def live_tables(live: dict[str, Any]) -> list[Table]:
         note="rohrpost's consumer is sync: its send runs in a worker thread the loop "
         "profile does not see (it forwards the text it got, without encoding).",
     )
+
+    def per_update(row: dict[str, Any], key: str) -> str:
+        return f"{row[key] / row['saves']:g}"
+
     slots_profiled = list(live["profile"]["floor"])
     for slot in slots_profiled:
         clients = live["profile"]["floor"][slot]["clients"]
         profile.add(
             f"server, {clients} client{'s' if clients > 1 else ''}",
-            *(
-                f"{live['profile'][v][slot]['server_json_encodes'] / live['profile'][v][slot]['saves']:g}"
-                for v in variants
-            ),
+            *(per_update(live["profile"][v][slot], "server_json_encodes") for v in variants),
         )
     first = slots_profiled[0]
     profile.add(
         "writer, per save()",
         "0 (pre-encoded)",
-        *(
-            f"{live['profile'][v][first]['writer_json_encodes'] / live['profile'][v][first]['saves']:g}"
-            for v in LIBS
-        ),
+        *(per_update(live["profile"][v][first], "writer_json_encodes") for v in LIBS),
     )
     tables.append(profile)
     return tables

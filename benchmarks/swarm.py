@@ -100,7 +100,7 @@ class Swarm:
                 found = search(data)
                 if found is not None:
                     record(int(found.group(1)), clock())
-        except Exception:  # noqa: S110 - a closing socket ends its reader
+        except Exception:  # a closing socket ends its reader
             pass
 
     async def open(

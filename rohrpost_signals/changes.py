@@ -21,12 +21,7 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 
 from . import dispatch, history
 from .conf import conf
-from .encoding import (
-    encode,
-    new_message_id,
-    subscription_update_parts,
-    subscription_update_text,
-)
+from .encoding import encode, new_message_id, subscription_update
 from .payload import group_names_for, object_data
 from .watching import WatchedModel
 
@@ -79,12 +74,8 @@ def send_snapshot(watched: WatchedModel, pk: Any, kind: str, snap: Snapshot) -> 
     origin = f"{kind} of {watched.label} pk={pk}"
     sequenced = history.enabled()
     for group in snap.groups:
-        message_id = new_message_id()
-        text = subscription_update_text(message_id, kind, group, snap.object_json)
-        parts = None
-        if sequenced:
-            parts = subscription_update_parts(message_id, kind, group, snap.object_json)
-        dispatch.submit(dispatch.Outgoing(alias, group, text, origin, parts))
+        text, parts = subscription_update(new_message_id(), kind, group, snap.object_json)
+        dispatch.submit(dispatch.Outgoing(alias, group, text, origin, parts if sequenced else None))
 
 
 @dataclass

@@ -164,7 +164,8 @@ class MembershipKeeper:
             self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def _run(self) -> None:
-        while self.consumers or self._outage_since or self._discards:
+        # Only Redis needs watching while all is well; other layers only after a failure.
+        while (self._redis and self.consumers) or self._outage_since or self._discards:
             await asyncio.sleep(CHECK_INTERVAL)
             try:
                 lost = await self._markers_lost() if self._redis else False
@@ -184,7 +185,11 @@ class MembershipKeeper:
         key = f"{self.layer.prefix}:rps:worker:{self.layer.client_prefix}"
         lost = False
         for index in range(self.layer.ring_size):
-            previous = await self.layer.connection(index).set(key, b"1", ex=_MARKER_TTL, get=True)
+            # GET then SET rather than SET ... GET, which needs Redis 6.2.
+            pipe = self.layer.connection(index).pipeline(transaction=False)
+            pipe.get(key)
+            pipe.set(key, b"1", ex=_MARKER_TTL)
+            previous, _ = await pipe.execute()
             if previous is None and index in self._markers_set:
                 lost = True
             self._markers_set.add(index)

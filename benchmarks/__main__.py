@@ -29,7 +29,9 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
 DOCS_PAGE = ROOT / "docs" / "performance.rst"
 DOCS_PLOT = ROOT / "docs" / "_static" / "benchmark-full.png"
+README = ROOT / "benchmarks" / "README.md"
 BEGIN, END = ".. BEGIN GENERATED RESULTS", ".. END GENERATED RESULTS"
+MD_BEGIN, MD_END = "<!-- BEGIN GENERATED RESULTS -->", "<!-- END GENERATED RESULTS -->"
 
 QUICK = {
     "save": {"n": 60, "chunks": 2, "warmup": 5, "exit_check": 100},
@@ -199,7 +201,17 @@ def main() -> None:
     )
     parser.add_argument("--only", choices=("save", "live"), help="run one part only")
     parser.add_argument("--out", type=Path, default=RESULTS, help="where results go")
+    parser.add_argument(
+        "--report",
+        type=Path,
+        metavar="JSON",
+        help="measure nothing: print (and with --write-docs publish) a saved run",
+    )
     args = parser.parse_args()
+    if args.report:
+        results = json.loads(args.report.read_text())
+        publish(results, args.out, results["meta"]["mode"], args.write_docs)
+        return
 
     missing = [name for name in ("rohrpost", "djangochannelsrestframework") if not installed(name)]
     if missing:
@@ -301,6 +313,18 @@ def publish(results: dict[str, Any], out: Path, mode: str, write_docs: bool) -> 
         print(f"\nplot: {plot_path}")
     if write_docs:
         write_docs_page(results, tables, notes, targets, header)
+        replace_between(README, MD_BEGIN, MD_END, f"```text\n{text}\n```")
+        print(f"updated {README}")
+
+
+def replace_between(path: Path, begin: str, end: str, body: str) -> None:
+    page = path.read_text(encoding="utf-8")
+    block = f"{begin}\n{body}\n{end}"
+    if begin in page and end in page:
+        page = page[: page.index(begin)] + block + page[page.index(end) + len(end) :]
+    else:
+        page = page.rstrip() + "\n\n" + block + "\n"
+    path.write_text(page, encoding="utf-8")
 
 
 def write_docs_page(
@@ -310,7 +334,7 @@ def write_docs_page(
     targets: list[str],
     header: list[str],
 ) -> None:
-    body = [BEGIN, ""]
+    body = [""]
     body += ["::", ""] + [f"   {line}" for line in header] + [""]
     for table in tables:
         body += [table.rst(), ""]
@@ -324,13 +348,7 @@ def write_docs_page(
             "   :alt: latency CDF and fan-out time",
             "",
         ]
-    body.append(END)
-    page = DOCS_PAGE.read_text(encoding="utf-8")
-    if BEGIN in page and END in page:
-        page = page[: page.index(BEGIN)] + "\n".join(body) + page[page.index(END) + len(END) :]
-    else:
-        page = page.rstrip() + "\n\n" + "\n".join(body) + "\n"
-    DOCS_PAGE.write_text(page, encoding="utf-8")
+    replace_between(DOCS_PAGE, BEGIN, END, "\n".join(body))
     print(f"updated {DOCS_PAGE} and {DOCS_PLOT}")
 
 

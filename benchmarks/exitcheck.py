@@ -21,7 +21,9 @@ def main() -> None:
     from .benchapp.models import SignalsItem
 
     obj = SignalsItem.objects.create(name="exit")
-    async_to_sync(get_channel_layer().group_add)(f"signalsitem-{obj.pk}", channel)
+    group = f"signalsitem-{obj.pk}"
+    async_to_sync(get_channel_layer().group_add)(group, channel)
+    print(group, flush=True)  # the parent leaves the group when it has counted
     for value in range(1, count + 1):
         obj.counter = value
         obj.save()

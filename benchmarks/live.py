@@ -202,33 +202,62 @@ class LiveRun:
         results: dict[str, Any] = {"config": self.config.__dict__}
         try:
             self.log("memory: one fresh server per variant, side by side")
-            # Resident memory is not a timing: the four servers may share the CPUs.
-            measured = await asyncio.gather(*(self.memory(v) for v in LIVE_VARIANTS))
-            results["memory"] = dict(zip(LIVE_VARIANTS, measured, strict=True))
+            results["memory"] = await self.memory_all()
             self.log("latency, fan-out, sustained rate, profile: one server, variants take turns")
             results.update(await self.shared_server())
         finally:
             await self.writer.stop()
         return results
 
-    async def memory(self, variant: str) -> dict[str, Any]:
-        config = self.config
-        server = Server(self.env, self.workdir / f"server-memory-{variant}.log")
+    async def memory_all(self) -> dict[str, Any]:
+        # Resident memory is not a timing: the four servers may share the CPUs.
+        servers = {
+            v: Server(self.env, self.workdir / f"server-memory-{v}.log") for v in LIVE_VARIANTS
+        }
         try:
-            await server.ready()
-            # The first connections import and cache things once per process.
-            warm = await self.connect(server, variant, 10, offset=config.clients)
-            await warm.close()
-            await asyncio.sleep(0.5)
-            before = rss_kib(server.proc.pid)
-            started = time.monotonic()
-            swarm = await self.connect(server, variant, config.clients)
-            seconds = time.monotonic() - started
-            await asyncio.sleep(1.0)
-            after = rss_kib(server.proc.pid)
-            await swarm.close()
+            measured = await asyncio.gather(*(self.memory(v, servers[v]) for v in LIVE_VARIANTS))
+            # Stop the servers only once every socket left its groups: a member
+            # left behind would cost every later group_send of the run.
+            left = await self.group_members()
+            if left:
+                self.log(f"  warning: {left} group memberships left behind")
         finally:
-            server.stop()
+            for server in servers.values():
+                server.stop()
+        return dict(zip(LIVE_VARIANTS, measured, strict=True))
+
+    async def group_members(self, timeout: float = 20) -> int:
+        """Wait until this run's groups are empty; returns how many members are left."""
+        from redis import asyncio as aioredis
+
+        client = aioredis.Redis.from_url(self.env["BENCH_REDIS_URL"])
+        pattern = f"{self.env['BENCH_PREFIX']}:group:*"
+        end = time.monotonic() + timeout
+        try:
+            while True:
+                members = 0
+                async for key in client.scan_iter(match=pattern, count=1000):
+                    members += await client.zcard(key)
+                if members == 0 or time.monotonic() > end:
+                    return members
+                await asyncio.sleep(0.2)
+        finally:
+            await client.aclose()
+
+    async def memory(self, variant: str, server: Server) -> dict[str, Any]:
+        config = self.config
+        await server.ready()
+        # The first connections import and cache things once per process.
+        warm = await self.connect(server, variant, 10, offset=config.clients)
+        await warm.close()
+        await asyncio.sleep(0.5)
+        before = rss_kib(server.proc.pid)
+        started = time.monotonic()
+        swarm = await self.connect(server, variant, config.clients)
+        seconds = time.monotonic() - started
+        await asyncio.sleep(1.0)
+        after = rss_kib(server.proc.pid)
+        await swarm.close()
         per_1000 = (after - before) * 1000 / config.clients
         self.log(
             f"  {variant}: {config.clients} clients in {seconds:.1f} s; server RSS "
@@ -352,7 +381,9 @@ class LiveRun:
                     # From the call: rohrpost and DCRF send before save() returns.
                     row["last_us"].append((self.tally.last[k] - t_call) / 1000)
                     row["first_us"].append((self.tally.first[k] - t_call) / 1000)
-                    await asyncio.sleep(0.01)
+                    # Let the server finish what it does after the last send
+                    # before the next measurement starts.
+                    await asyncio.sleep(min(1.0, max(0.02, row["last_us"][-1] / 1e6)))
         for variant in LIVE_VARIANTS:
             parts = ", ".join(
                 f"{row['clients']}: {median(row['last_us']) / 1000:.1f} ms"

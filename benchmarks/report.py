@@ -22,6 +22,7 @@ NAMES = {
     "dcrf": "DCRF 1.3",
 }
 RATIO_HEADERS = ("ours / floor", "ours / rohrpost", "ours / DCRF")
+DASH = "\u2013"  # an empty cell in the docs' tables
 
 
 def fmt_us(value: float) -> str:
@@ -72,15 +73,10 @@ class Table:
         return "\n".join(out)
 
     def rst(self) -> str:
-        widths = self.widths()
-        border = " ".join("=" * w for w in widths)
-        out = [f"**{self.title}**", "", border]
-        out.append(" ".join(h.ljust(w) for h, w in zip(self.headers, widths, strict=True)))
-        out.append(border)
-        for row in self.rows:
-            cells = [c.ljust(w) if c else "..".ljust(w) for c, w in zip(row, widths, strict=True)]
-            out.append(" ".join(cells).rstrip())
-        out.append(border)
+        out = [f".. list-table:: {self.title}", "   :header-rows: 1", ""]
+        for row in [self.headers, *self.rows]:
+            for index, cell in enumerate(row):
+                out.append(f"   {'* -' if index == 0 else '  -'} {cell or DASH}")
         if self.note:
             out += ["", self.note]
         return "\n".join(out)
@@ -366,6 +362,8 @@ def plot(live: dict[str, Any], path: Path, title: str) -> None:
             continue
         ys = [(i + 1) / len(values) for i in range(len(values))]
         left.plot([x / 1000 for x in values], ys, label=NAMES[v], color=colors[v])
+    tails = [percentile(live["latency"][v]["from_call_us"], 99.9) for v in variants]
+    left.set_xlim(right=max(t for t in tails if not math.isnan(t)) / 1000 * 1.5)
     left.set_xscale("log")
     left.set_xlabel("save() called -> text at the client (ms, log)")
     left.set_ylabel("fraction of updates")

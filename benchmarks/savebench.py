@@ -154,12 +154,15 @@ def exit_check(n: int) -> dict[str, Any]:
 
     channel = f"bench-exit-{uuid.uuid4().hex}"
     started = time.monotonic()
-    subprocess.run(
+    done = subprocess.run(
         [sys.executable, "-m", "benchmarks.exitcheck", channel, str(n)],
         check=True,
         timeout=300,
+        capture_output=True,
+        text=True,
     )
     exited = time.monotonic() - started
+    group = done.stdout.strip()
 
     async def drain() -> int:
         layer = get_channel_layer()
@@ -170,10 +173,16 @@ def exit_check(n: int) -> dict[str, Any]:
                 got += 1
         except asyncio.TimeoutError:
             pass
+        await layer.group_discard(group, channel)
         return got
 
     received = asyncio.run(drain())
-    return {"saves": n, "received": received, "child_seconds": exited}
+    return {
+        "saves": n,
+        "received": received,
+        "child_seconds": exited,
+        "child_log": done.stderr.strip()[-500:],
+    }
 
 
 def main() -> None:

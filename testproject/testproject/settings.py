@@ -86,7 +86,11 @@ if _layer == "redis":
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
             "CONFIG": {
-                "hosts": [REDIS_URL or "redis://127.0.0.1:6379/0"],
+                # channels-redis waits up to 5 s for a message; redis-py 8's
+                # default socket_timeout of 5 s would end that wait with an error.
+                "hosts": [
+                    {"address": REDIS_URL or "redis://127.0.0.1:6379/0", "socket_timeout": 30}
+                ],
                 "prefix": os.environ.get("RPS_REDIS_PREFIX", "rohrpost-signals"),
                 # channels-redis drops group messages for a channel holding
                 # `capacity` unread ones; its default of 100 is too small.
@@ -105,10 +109,7 @@ if _layer == "redis":
         from redis.asyncio.retry import Retry
         from redis.backoff import NoBackoff
 
-        _address = CHANNEL_LAYERS["default"]["CONFIG"]["hosts"][0]
-        CHANNEL_LAYERS["default"]["CONFIG"]["hosts"] = [
-            {"address": _address, "retry": Retry(NoBackoff(), 1)}
-        ]
+        CHANNEL_LAYERS["default"]["CONFIG"]["hosts"][0]["retry"] = Retry(NoBackoff(), 1)
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 

@@ -27,6 +27,15 @@ def _unknown_handler(request: dict[str, Any]) -> ProtocolError:
     )
 
 
+def _resolve(text_data: str | None, bytes_data: bytes | None) -> tuple[dict[str, Any], Any]:
+    """The request in a frame and its handler, or ``ProtocolError``."""
+    request = parse_request(text_data, bytes_data, conf.MAX_MESSAGE_BYTES)
+    handler = HANDLERS.get(request["type"])
+    if handler is None:
+        raise _unknown_handler(request)
+    return request, handler
+
+
 def _internal_error(request: dict[str, Any]) -> str:
     return build_message(
         request["type"], request["id"], f"Internal error while handling {request['type']!r}."
@@ -144,10 +153,7 @@ class RohrpostConsumer(_SubscriptionRules, LayerGuard, AsyncWebsocketConsumer): 
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         try:
-            request = parse_request(text_data, bytes_data, conf.MAX_MESSAGE_BYTES)
-            handler = HANDLERS.get(request["type"])
-            if handler is None:
-                raise _unknown_handler(request)
+            request, handler = _resolve(text_data, bytes_data)
         except ProtocolError as exc:
             await self.send(text_data=exc.frame())
             return
@@ -232,10 +238,7 @@ class SyncRohrpostConsumer(_SubscriptionRules, LayerGuard, WebsocketConsumer):  
 
     def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         try:
-            request = parse_request(text_data, bytes_data, conf.MAX_MESSAGE_BYTES)
-            handler = HANDLERS.get(request["type"])
-            if handler is None:
-                raise _unknown_handler(request)
+            request, handler = _resolve(text_data, bytes_data)
         except ProtocolError as exc:
             self.send(text_data=exc.frame())
             return

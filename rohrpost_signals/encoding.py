@@ -33,14 +33,6 @@ def subscription_update_text(message_id: int, kind: str, group: str, object_json
     return head + tail
 
 
-def subscription_update_parts(
-    message_id: int, kind: str, group: str, object_json: str
-) -> tuple[str, str]:
-    """The same frame split where its ``data.seq`` number goes."""
-    head, tail = _update_parts(message_id, kind, group, object_json)
-    return head + '"seq":', "," + tail
-
-
 def subscription_update(
     message_id: int, kind: str, group: str, object_json: str
 ) -> tuple[str, tuple[str, str]]:

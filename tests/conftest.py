@@ -56,6 +56,15 @@ def redis_layer_config(prefix: str | None = None, **config: Any) -> dict[str, An
 
 
 @pytest.fixture
+async def user() -> Any:
+    """A logged-in user for WebSocket tests (the default policy refuses anonymous ones)."""
+    from channels.db import database_sync_to_async
+    from django.contrib.auth.models import User
+
+    return await database_sync_to_async(User.objects.create_user)("ada", password="x")
+
+
+@pytest.fixture
 def library_default_policy(settings: Any) -> None:
     """Use rohrpost_signals' own default policy whatever the project configures."""
     settings.ROHRPOST = {

@@ -17,19 +17,14 @@ from rohrpost_signals import dispatch
 from rohrpost_signals.message import send_to_group
 from rohrpost_signals.registry import HANDLERS, rohrpost_handler
 from shop.models import Customer, Order
-from tests.ws import assert_alive, connect, reply, request
+from tests.ws import CONSUMERS, assert_alive, connect, reply, request
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
     pytest.mark.usefixtures("library_default_policy"),
 ]
 
-KINDS = ["async", "sync"]
-
-
-@pytest.fixture
-async def user() -> User:
-    return await database_sync_to_async(User.objects.create_user)("ada", password="x")
+KINDS = list(CONSUMERS)
 
 
 @pytest.fixture

@@ -14,19 +14,14 @@ from django.test import override_settings
 
 from rohrpost_signals import dispatch
 from shop.models import Product
-from tests.ws import assert_alive, connect, reply, request
+from tests.ws import CONSUMERS, assert_alive, connect, reply, request
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
     pytest.mark.usefixtures("library_default_policy"),
 ]
 
-KINDS = ["async", "sync"]
-
-
-@pytest.fixture
-async def user() -> User:
-    return await database_sync_to_async(User.objects.create_user)("ada", password="x")
+KINDS = list(CONSUMERS)
 
 
 async def rename(product: Product, name: str) -> None:

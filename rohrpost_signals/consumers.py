@@ -10,12 +10,19 @@ from asgiref.sync import async_to_sync
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer, WebsocketConsumer
 
+from . import exceptions as codes
 from . import history
 from .conf import conf
 from .membership import LayerGuard
 from .message import build_message
 from .policy import default_policy, get_policy
-from .protocol import ProtocolError, parse_request, subscription_group, subscription_since
+from .protocol import (
+    ProtocolError,
+    error_frame,
+    parse_request,
+    subscription_group,
+    subscription_since,
+)
 from .registry import HANDLERS
 
 logger = logging.getLogger("rohrpost_signals")
@@ -23,7 +30,10 @@ logger = logging.getLogger("rohrpost_signals")
 
 def _unknown_handler(request: dict[str, Any]) -> ProtocolError:
     return ProtocolError(
-        f"No registered handler called {request['type']!r}.", request["id"], request["type"]
+        f"No registered handler called {request['type']!r}.",
+        request["id"],
+        request["type"],
+        code=codes.UNKNOWN_TYPE,
     )
 
 
@@ -37,8 +47,13 @@ def _resolve(text_data: str | None, bytes_data: bytes | None) -> tuple[dict[str,
 
 
 def _internal_error(request: dict[str, Any]) -> str:
-    return build_message(
-        request["type"], request["id"], f"Internal error while handling {request['type']!r}."
+    return error_frame(
+        ProtocolError(
+            f"Internal error while handling {request['type']!r}.",
+            request["id"],
+            request["type"],
+            code=codes.INTERNAL_ERROR,
+        )
     )
 
 
@@ -77,6 +92,7 @@ class _SubscriptionRules:
                 f"Too many subscriptions on this connection (the limit is {limit}).",
                 request["id"],
                 request["type"],
+                code=codes.TOO_MANY_SUBSCRIPTIONS,
             )
 
     def _already_sent(self, event: dict[str, Any]) -> bool:
@@ -108,7 +124,10 @@ class _SubscriptionRules:
     @staticmethod
     def _denied(group: str, request: dict[str, Any]) -> ProtocolError:
         return ProtocolError(
-            f"Permission denied for group {group!r}.", request["id"], request["type"]
+            f"Permission denied for group {group!r}.",
+            request["id"],
+            request["type"],
+            code=codes.FORBIDDEN,
         )
 
 
@@ -155,7 +174,7 @@ class RohrpostConsumer(_SubscriptionRules, LayerGuard, AsyncWebsocketConsumer): 
         try:
             request, handler = _resolve(text_data, bytes_data)
         except ProtocolError as exc:
-            await self.send(text_data=exc.frame())
+            await self.send(text_data=error_frame(exc))
             return
         try:
             if getattr(handler, "rohrpost_builtin", False) or asyncio.iscoroutinefunction(handler):
@@ -165,7 +184,7 @@ class RohrpostConsumer(_SubscriptionRules, LayerGuard, AsyncWebsocketConsumer): 
             else:
                 await database_sync_to_async(handler)(self, request)
         except ProtocolError as exc:
-            await self.send(text_data=exc.frame())
+            await self.send(text_data=error_frame(exc))
         except Exception:
             logger.exception("Handler for %r raised", request["type"])
             await self.send(text_data=_internal_error(request))
@@ -240,7 +259,7 @@ class SyncRohrpostConsumer(_SubscriptionRules, LayerGuard, WebsocketConsumer):  
         try:
             request, handler = _resolve(text_data, bytes_data)
         except ProtocolError as exc:
-            self.send(text_data=exc.frame())
+            self.send(text_data=error_frame(exc))
             return
         try:
             if asyncio.iscoroutinefunction(handler):
@@ -248,7 +267,7 @@ class SyncRohrpostConsumer(_SubscriptionRules, LayerGuard, WebsocketConsumer):  
             else:
                 handler(self, request)
         except ProtocolError as exc:
-            self.send(text_data=exc.frame())
+            self.send(text_data=error_frame(exc))
         except Exception:
             logger.exception("Handler for %r raised", request["type"])
             self.send(text_data=_internal_error(request))

@@ -5,22 +5,25 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from . import exceptions as codes
 from .encoding import encode
+from .exceptions import ProtocolError
 from .groups import is_valid_group_name
 
+__all__ = ["ProtocolError", "error_frame", "parse_request"]
 
-class ProtocolError(Exception):
-    """A request the server answers with an error frame instead of a handler call."""
 
-    def __init__(self, error: str, message_id: Any = None, handler: str | None = None) -> None:
-        super().__init__(error)
-        self.error = error
-        self.message_id = message_id
-        self.handler = handler
-
-    def frame(self) -> str:
-        # Keep a missing id as null: a random one would match some other request.
-        return encode({"id": self.message_id, "type": self.handler or "error", "error": self.error})
+def error_frame(exc: ProtocolError) -> str:
+    """The rohrpost error reply for ``exc``: its text, and its stable ``code``."""
+    # Keep a missing id as null: a random one would match some other request.
+    return encode(
+        {
+            "id": exc.message_id,
+            "type": exc.handler or "error",
+            "error": exc.error,
+            "code": exc.code,
+        }
+    )
 
 
 def _too_large(text: str, limit: int) -> bool:
@@ -33,13 +36,17 @@ def _too_large(text: str, limit: int) -> bool:
 def parse_request(text_data: str | None, bytes_data: bytes | None, limit: int) -> dict[str, Any]:
     """The request object of a frame, or ``ProtocolError`` saying what is wrong."""
     if text_data is None:
-        raise ProtocolError("Binary frames are not supported; send JSON text.")
+        raise ProtocolError(
+            "Binary frames are not supported; send JSON text.", code=codes.BINARY_FRAME
+        )
     if _too_large(text_data, limit):
-        raise ProtocolError(f"Message is larger than the limit of {limit} bytes.")
+        raise ProtocolError(
+            f"Message is larger than the limit of {limit} bytes.", code=codes.TOO_LARGE
+        )
     try:
         request = json.loads(text_data)
     except ValueError as exc:
-        raise ProtocolError(f"Could not decode JSON message: {exc}.") from None
+        raise ProtocolError(f"Could not decode JSON message: {exc}.", code=codes.BAD_JSON) from None
     if not isinstance(request, dict):
         raise ProtocolError("A message must be a JSON object.")
     message_id = request.get("id")

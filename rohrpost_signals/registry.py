@@ -5,14 +5,14 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+from .exceptions import HandlerAlreadyRegistered
+
 Handler = Callable[[Any, dict[str, Any]], "Awaitable[None] | None"]
 H = TypeVar("H", bound=Handler)
 
 HANDLERS: dict[str, Handler] = {}
 
-
-class HandlerAlreadyRegistered(Exception):
-    """A second, different function was registered for a message type."""
+__all__ = ["HANDLERS", "HandlerAlreadyRegistered", "rohrpost_handler"]
 
 
 def rohrpost_handler(names: str | list[str] | tuple[str, ...]) -> Callable[[H], H]:

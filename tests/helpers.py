@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from asgiref.sync import async_to_sync
@@ -37,3 +40,49 @@ class GroupListener:
                 received.append(json.loads(event["message"]))
 
         return async_to_sync(drain)()
+
+
+#: Generous on purpose: it only decides how long a broken test hangs, never
+#: whether a working one passes on a busy machine.
+DEFAULT_DEADLINE = 30.0
+
+
+def eventually(
+    condition: Callable[[], Any], timeout: float = DEFAULT_DEADLINE, what: str = ""
+) -> Any:
+    """Wait until ``condition()`` is truthy and return its value.
+
+    Use it wherever a test waits for something another thread or process
+    does, instead of a fixed ``sleep`` before an assertion. The check backs
+    off from 5 ms to 100 ms; the deadline fails only a test that would hang.
+    """
+    deadline = time.monotonic() + timeout
+    delay = 0.005
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what or condition}")
+        time.sleep(delay)
+        delay = min(delay * 2, 0.1)
+
+
+async def aeventually(
+    condition: Callable[[], Any | Awaitable[Any]],
+    timeout: float = DEFAULT_DEADLINE,
+    what: str = "",
+) -> Any:
+    """Async twin of :func:`eventually`; ``condition`` may be a coroutine function."""
+    deadline = time.monotonic() + timeout
+    delay = 0.005
+    while True:
+        value = condition()
+        if asyncio.iscoroutine(value):
+            value = await value
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what or condition}")
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 0.1)

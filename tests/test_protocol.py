@@ -113,6 +113,7 @@ async def test_anonymous_users_are_refused_and_get_nothing(kind: str, customer: 
         "id": 5,
         "type": "subscribe",
         "error": f"Permission denied for group '{group}'.",
+        "code": "forbidden",
     }
     await save_order(order, status="paid")
     send_to_group(group, "custom", data={"x": 1})
@@ -271,6 +272,7 @@ async def test_a_raising_handler_gives_a_generic_error_and_logs(
         "id": 4,
         "type": "explode",
         "error": "Internal error while handling 'explode'.",
+        "code": "internal-error",
     }
     assert "hunter2" in caplog.text  # the traceback goes to the log ...
     assert "Traceback" in caplog.text

@@ -52,6 +52,40 @@ def need_redis() -> None:
 
 
 def free_port() -> int:
+    """A port that was free a moment ago, for servers that cannot take a socket.
+
+    Another process may take it before the server binds it: prefer
+    :func:`listening_socket` and hand the server its file descriptor.
+    """
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def listening_socket() -> socket.socket:
+    """A loopback socket bound to a port of the kernel's choosing, listening.
+
+    Servers started with ``--fd`` (uvicorn, daphne) serve on it, so no other
+    process can take the port between choosing and binding it, and a server
+    restarted on the same socket keeps its port. Keep it open while the
+    servers run; connections made while none runs wait in its backlog.
+    """
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(1024)
+    sock.set_inheritable(True)
+    return sock
+
+
+def http_answers(url: str, timeout: float = 2.0) -> bool:
+    """Whether an HTTP server answers ``url`` at all (any status counts)."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=timeout):
+            return True
+    except urllib.error.HTTPError:
+        return True
+    except (urllib.error.URLError, OSError):
+        return False

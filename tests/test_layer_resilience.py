@@ -7,9 +7,10 @@ are in tests/integration; these check the same rules in one process, fast.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -23,6 +24,7 @@ from rohrpost_signals import checks, membership
 from rohrpost_signals.dispatch import stats
 from tests import services
 from tests.conftest import redis_layer_config
+from tests.helpers import aeventually
 from tests.ws import assert_alive, connect, request
 
 pytestmark = [
@@ -99,13 +101,6 @@ async def user() -> User:
     return await database_sync_to_async(User.objects.create_user)("ada", password="x")
 
 
-async def eventually(predicate: Callable[[], bool], what: str, timeout: float = 10) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.01)
-
-
 def members(layer: Any, group: str) -> set[str]:
     return set(layer.groups.get(group, {}))
 
@@ -122,13 +117,14 @@ async def test_a_layer_outage_keeps_the_socket_and_restores_its_groups(
     errors, rejoins = stats.layer_errors, stats.rejoins
 
     layer.crash()  # Redis restarted empty, say: memberships are gone
-    await eventually(lambda: stats.layer_errors > errors, "the failed receive to be counted")
-    await asyncio.sleep(0.1)  # receive keeps failing, with back-off
-    assert members(layer, "order-1") == set()
+    # Two failures: the first receive, and at least one retry (or keeper check).
+    await aeventually(lambda: stats.layer_errors > errors + 1, what="repeated layer failures")
+    assert members(layer, "order-1") == set()  # nothing can rejoin while it is down
 
     layer.recover()
-    await eventually(lambda: members(layer, "order-1") == {channel}, "the group to be rejoined")
-    assert stats.rejoins == rejoins + 1
+    await aeventually(lambda: members(layer, "order-1") == {channel}, what="the group rejoined")
+    # The keeper counts the rejoin after it joined every group: wait for it too.
+    await aeventually(lambda: stats.rejoins == rejoins + 1, what="the rejoin to be counted")
     await layer.group_send("order-1", EVENT)
     assert await ws.receive_from(timeout=5) == EVENT["message"]
     await assert_alive(ws)
@@ -148,13 +144,13 @@ async def test_a_socket_closed_during_an_outage_leaves_its_groups_afterwards(
     assert len(members(layer, "order-1")) == 1
 
     layer.recover()
-    await eventually(lambda: members(layer, "order-1") == set(), "the stale membership to go")
+    await aeventually(lambda: members(layer, "order-1") == set(), what="the stale membership to go")
 
 
-@pytest.fixture
-def redis_layer(fast_checks: None) -> Iterator[dict[str, Any]]:
+@contextlib.contextmanager
+def redis_layer_with(group_expiry: int) -> Iterator[dict[str, Any]]:
     services.need_redis()
-    config = redis_layer_config(capacity=1000, group_expiry=1)
+    config = redis_layer_config(capacity=1000, group_expiry=group_expiry)
     with override_settings(CHANNEL_LAYERS={"default": config}):
         channel_layers.backends.clear()
         yield config
@@ -163,6 +159,27 @@ def redis_layer(fast_checks: None) -> Iterator[dict[str, Any]]:
     for key in client.scan_iter(match=f"{config['CONFIG']['prefix']}*"):
         client.delete(key)
     client.close()
+
+
+@pytest.fixture
+def redis_layer(fast_checks: None) -> Iterator[dict[str, Any]]:
+    """A Redis layer whose memberships never need renewing while a test runs.
+
+    Only the keeper's marker check can then restore a lost membership, so a
+    test can count its rejoins without racing the periodic renewal.
+    """
+    with redis_layer_with(group_expiry=3600) as config:
+        yield config
+
+
+@pytest.fixture
+def short_expiry_redis_layer(fast_checks: None) -> Iterator[dict[str, Any]]:
+    with redis_layer_with(group_expiry=RENEWAL_TEST_EXPIRY) as config:
+        yield config
+
+
+#: Seconds a membership lives without renewal in the renewal test.
+RENEWAL_TEST_EXPIRY = 2
 
 
 @pytest.mark.redis
@@ -175,12 +192,13 @@ async def test_memberships_come_back_after_redis_forgot_them(
     ws = await connect("async", user)
     await request(ws, id=1, type="subscribe", data={"group": "order-1"})
     group_key = f"{prefix}:group:order-1"
-    await eventually(lambda: bool(client.keys(f"{prefix}:rps:worker:*")), "the worker marker")
+    await aeventually(lambda: bool(client.keys(f"{prefix}:rps:worker:*")), what="the marker")
     rejoins = stats.rejoins
 
     client.delete(group_key, *client.keys(f"{prefix}:rps:worker:*"))  # as FLUSHALL would
-    await eventually(lambda: client.exists(group_key) == 1, "the membership to be restored")
-    assert stats.rejoins == rejoins + 1
+    await aeventually(lambda: client.exists(group_key) == 1, what="the membership restored")
+    # With group_expiry at an hour no renewal runs: only the keeper restored it.
+    await aeventually(lambda: stats.rejoins == rejoins + 1, what="the rejoin to be counted")
     await get_channel_layer().group_send("order-1", EVENT)
     assert await ws.receive_from(timeout=5) == EVENT["message"]
     await ws.disconnect()
@@ -189,12 +207,22 @@ async def test_memberships_come_back_after_redis_forgot_them(
 
 @pytest.mark.redis
 async def test_memberships_are_renewed_before_group_expiry(
-    user: User, redis_layer: dict[str, Any]
+    user: User, short_expiry_redis_layer: dict[str, Any]
 ) -> None:
+    prefix = short_expiry_redis_layer["CONFIG"]["prefix"]
+    client = redis.Redis.from_url(services.REDIS_URL)
+    group_key = f"{prefix}:group:order-1"
     ws = await connect("async", user)
     await request(ws, id=1, type="subscribe", data={"group": "order-1"})
-    # group_expiry is 1 s: without renewal, group_send would drop the member now.
-    await asyncio.sleep(2.2)
+    [(_member, joined_at)] = client.zrange(group_key, 0, -1, withscores=True)
+    # Wait until a membership that was never renewed would have expired ...
+    await aeventually(
+        lambda: time.time() > joined_at + RENEWAL_TEST_EXPIRY + 0.5, what="the expiry to pass"
+    )
+    # ... and check it was renewed meanwhile: group_send keeps fresh members only.
+    [(_member, renewed_at)] = client.zrange(group_key, 0, -1, withscores=True)
+    assert renewed_at > joined_at
+    client.close()
     await get_channel_layer().group_send("order-1", EVENT)
     assert await ws.receive_from(timeout=5) == EVENT["message"]
     await ws.disconnect()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from typing import Any
 
@@ -12,8 +11,9 @@ from channels.layers import get_channel_layer
 from django.contrib.auth.models import User
 from django.test import override_settings
 
-from rohrpost_signals import dispatch
+from rohrpost_signals import dispatch, history
 from shop.models import Product
+from tests.helpers import aeventually
 from tests.ws import CONSUMERS, assert_alive, connect, reply, request
 
 pytestmark = [
@@ -147,7 +147,12 @@ async def test_messages_older_than_the_age_limit_are_gone(
     since = (await subscribe(ws, group))["data"]["seq"]
     await ws.disconnect()
     await updates_while_away(product, 2)
-    await asyncio.sleep(1.2)
+    store = history.store_for("default")
+
+    async def aged_out() -> bool:
+        return (await store.replay(group, since)).resync
+
+    await aeventually(aged_out, what="the missed messages to age out")
     ws = await connect(kind, user)
     await subscribe(ws, group, since=since)
     assert (await reply(ws))["type"] == "resync-required"

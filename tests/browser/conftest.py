@@ -62,7 +62,10 @@ class DemoServer:
         self.workdir = workdir
         self.database = database
         self.layer = layer
-        self.port = services.free_port()
+        # daphne serves on a socket this process bound (--fd): the port cannot
+        # be taken by another process first, and a restarted server keeps it.
+        self.socket = services.listening_socket()
+        self.port = int(self.socket.getsockname()[1])
         self.log_path = workdir / "server.log"
         self.process: subprocess.Popen[bytes] | None = None
         self.env = {
@@ -98,11 +101,12 @@ class DemoServer:
         assert self.process is None, "already running"
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port), _ASGI_APP],
+            [sys.executable, "-m", "daphne", "--fd", str(self.socket.fileno()), _ASGI_APP],
             cwd=TESTPROJECT,
             env=self.env,
             stdout=log,
             stderr=subprocess.STDOUT,
+            pass_fds=(self.socket.fileno(),),
         )
         log.close()
         deadline = time.monotonic() + 30
@@ -161,6 +165,7 @@ def seeded_database(tmp_path_factory: pytest.TempPathFactory) -> Path:
     server = DemoServer(workdir, database, "memory")
     server.manage("migrate", "--noinput", "-v0")
     server.manage("seed_demo")
+    server.socket.close()
     return database
 
 
@@ -175,6 +180,7 @@ def server(tmp_path: Path, seeded_database: Path) -> Iterator[DemoServer]:
     demo.start()
     yield demo
     demo.stop()
+    demo.socket.close()
     # Shown by pytest for failing tests only.
     print(f"----- server log ({layer} layer) -----\n{demo.log()}")
 

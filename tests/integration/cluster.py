@@ -122,17 +122,51 @@ def environment(database: str, redis_url: str, prefix: str, **extra: str) -> dic
 class RedisServer:
     """A private redis-server on a free loopback port, which a test may stop and start."""
 
+    #: Fresh ports tried when another process took the chosen one first.
+    START_ATTEMPTS = 5
+
     def __init__(self, workdir: Path) -> None:
         self.port = services.free_port()
         self.workdir = workdir
         self.process: subprocess.Popen[bytes] | None = None
-        self.log = workdir / f"redis-{self.port}.log"
+        self.started = False
 
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
+    @property
+    def log(self) -> Path:
+        return self.workdir / f"redis-{self.port}.log"
+
     def start(self) -> None:
+        # redis-server cannot take a bound socket, so its port is chosen first;
+        # if someone took it meanwhile, the first start moves to another one.
+        # A restart must keep its port: clients and workers know it.
+        attempts = 1 if self.started else self.START_ATTEMPTS
+        for attempt in range(attempts):
+            if attempt:
+                self.port = services.free_port()
+            self._launch()
+            if self._wait_ready():
+                self.started = True
+                return
+        raise AssertionError(f"redis-server did not start on port {self.port}:\n{self._log_tail()}")
+
+    def _wait_ready(self) -> bool:
+        assert self.process is not None
+        process = self.process
+
+        def ready_or_exited() -> bool:
+            return process.poll() is not None or port_open(self.port)
+
+        wait_for(ready_or_exited, 30, f"redis-server on port {self.port}")
+        return process.poll() is None
+
+    def _log_tail(self) -> str:
+        return self.log.read_text(errors="replace")[-2000:] if self.log.exists() else ""
+
+    def _launch(self) -> None:
         # No persistence: a restart comes back empty, the worst case for the layer.
         self.process = subprocess.Popen(
             [
@@ -154,7 +188,6 @@ class RedisServer:
             stderr=subprocess.DEVNULL,
             start_new_session=True,
         )
-        wait_for(lambda: port_open(self.port), 10, f"redis-server on port {self.port}")
 
     def stop(self) -> None:
         if self.process is not None:
@@ -170,24 +203,26 @@ class Worker:
         self.name = name
         self.server = server
         self.env = env
-        self.port = services.free_port()
+        # The worker serves on a socket this process bound: no other process can
+        # take the port first, and a restarted worker keeps it.
+        self.socket = services.listening_socket()
+        self.port = int(self.socket.getsockname()[1])
         self.logfile = logdir / f"worker-{name}.log"
         self.process: subprocess.Popen[bytes] | None = None
 
     def command(self) -> list[str]:
         app = "testproject.asgi:application"
+        fd = str(self.socket.fileno())
         if self.server == "daphne":
-            daphne = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port)]
+            daphne = [sys.executable, "-m", "daphne", "--fd", fd]
             return [*daphne, "--access-log", os.devnull, app]
         return [
             sys.executable,
             "-m",
             "uvicorn",
             app,
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(self.port),
+            "--fd",
+            fd,
             "--no-access-log",
             "--log-level",
             "warning",
@@ -202,6 +237,7 @@ class Worker:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                pass_fds=(self.socket.fileno(),),
             )
         wait_for(self._ready, 60, f"worker {self.name} on port {self.port}", interval=0.1)
 
@@ -209,7 +245,9 @@ class Worker:
         assert self.process is not None
         if self.process.poll() is not None:
             raise AssertionError(f"worker {self.name} exited at start:\n{self.log()[-3000:]}")
-        return port_open(self.port)
+        # The port accepts connections as soon as this process bound it: only
+        # an HTTP answer shows the worker itself is serving.
+        return services.http_answers(f"http://127.0.0.1:{self.port}/")
 
     @property
     def pid(self) -> int:
@@ -228,6 +266,11 @@ class Worker:
     def stop(self) -> None:
         if self.process is not None:
             _stop(self.process)
+
+    def close(self) -> None:
+        """Stop the worker and give its port back."""
+        self.stop()
+        self.socket.close()
 
     def log(self) -> str:
         return self.logfile.read_text(errors="replace") if self.logfile.exists() else ""

@@ -91,7 +91,7 @@ class Cluster:
         for writer in self.writers:
             writer.stop()
         for worker in self.workers:
-            worker.stop()
+            worker.close()
 
     def logs(self) -> str:
         return "\n".join(w.log() for w in self.workers) + "\n".join(w.log() for w in self.writers)

@@ -21,8 +21,8 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 
 from . import dispatch, history
 from .conf import conf
-from .encoding import encode, new_message_id, subscription_update
-from .payload import group_names_for, object_data
+from .encoding import new_message_id, subscription_update
+from .payload import encode_object, group_names_for, object_data
 from .watching import WatchedModel
 
 logger = logging.getLogger("rohrpost_signals")
@@ -66,7 +66,8 @@ def snapshot(instance: models.Model, watched: WatchedModel, state: State) -> Sna
     groups = group_names_for(instance, watched, state.kind)
     if not groups:
         return None
-    return Snapshot(tuple(groups), encode(object_data(instance, watched, state.kind, updated)))
+    data = object_data(instance, watched, state.kind, updated)
+    return Snapshot(tuple(groups), encode_object(watched, data))
 
 
 def send_snapshot(watched: WatchedModel, pk: Any, kind: str, snap: Snapshot) -> None:

@@ -12,7 +12,7 @@ from channels.db import database_sync_to_async
 from . import exceptions as codes
 from . import history
 from .conf import conf
-from .message import build_message
+from .message import build_text
 from .protocol import (
     ProtocolError,
     error_frame,
@@ -65,7 +65,7 @@ def _subscribed_frames(
     data: dict[str, Any] = {"group": group}
     if replay is not None:
         data["seq"] = replay.last_seq
-    reply = build_message("subscribe", request["id"], data=data)
+    reply = build_text("subscribe", request["id"], data=data)
     return [reply, *consumer._after_subscribe(group, replay)]
 
 
@@ -73,7 +73,7 @@ class _RohrpostFrames(SubscriptionRules):
     """The rohrpost rendering of the subscription messages."""
 
     def encode_push(self, kind: str, data: dict[str, Any]) -> str:
-        return build_message(kind, data=data)
+        return build_text(kind, data=data)
 
 
 class RohrpostConsumer(_RohrpostFrames, AsyncSubscriber):
@@ -100,7 +100,7 @@ class RohrpostConsumer(_RohrpostFrames, AsyncSubscriber):
 
     async def rohrpost_ping(self, request: dict[str, Any]) -> None:
         """The built-in ``ping`` handler: answer ``pong`` with the request's data."""
-        await self.send(text_data=build_message("pong", request["id"], data=request.get("data")))
+        await self.send(text_data=build_text("pong", request["id"], data=request.get("data")))
 
     async def rohrpost_subscribe(self, request: dict[str, Any]) -> None:
         """The built-in ``subscribe`` handler: check the limit and the policy, join.
@@ -116,9 +116,7 @@ class RohrpostConsumer(_RohrpostFrames, AsyncSubscriber):
         """The built-in ``unsubscribe`` handler: leave the group, reply with its name."""
         group = subscription_group(request)
         await self.aleave(group)
-        await self.send(
-            text_data=build_message("unsubscribe", request["id"], data={"group": group})
-        )
+        await self.send(text_data=build_text("unsubscribe", request["id"], data={"group": group}))
 
 
 class SyncRohrpostConsumer(_RohrpostFrames, SyncSubscriber):
@@ -143,7 +141,7 @@ class SyncRohrpostConsumer(_RohrpostFrames, SyncSubscriber):
 
     def rohrpost_ping(self, request: dict[str, Any]) -> None:
         """The built-in ``ping`` handler: answer ``pong`` with the request's data."""
-        self.send(text_data=build_message("pong", request["id"], data=request.get("data")))
+        self.send(text_data=build_text("pong", request["id"], data=request.get("data")))
 
     def rohrpost_subscribe(self, request: dict[str, Any]) -> None:
         """The built-in ``subscribe`` handler: check the limit and the policy, join.
@@ -159,4 +157,4 @@ class SyncRohrpostConsumer(_RohrpostFrames, SyncSubscriber):
         """The built-in ``unsubscribe`` handler: leave the group, reply with its name."""
         group = subscription_group(request)
         self.leave(group)
-        self.send(text_data=build_message("unsubscribe", request["id"], data={"group": group}))
+        self.send(text_data=build_text("unsubscribe", request["id"], data={"group": group}))

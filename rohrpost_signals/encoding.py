@@ -6,9 +6,10 @@ import random
 from json.encoder import encode_basestring as _encode_string  # what encode() does for a str
 from typing import Any
 
-from django.core.serializers.json import DjangoJSONEncoder
+from .jsoncompat import TolerantJSONEncoder
 
-_encoder = DjangoJSONEncoder(separators=(",", ":"), ensure_ascii=False)
+# Tolerant: sets, mappings and collections encode as rohrpost's encoder did.
+_encoder = TolerantJSONEncoder(separators=(",", ":"), ensure_ascii=False)
 
 # Browsers read ids as doubles; stay below 2**53 so they round-trip exactly.
 _MAX_MESSAGE_ID = 2**53 - 1

@@ -12,15 +12,27 @@ from . import dispatch
 from .conf import conf
 from .encoding import encode, new_message_id
 from .groups import is_valid_group_name
+from .jsoncompat import TolerantJSONEncoder
+
+__all__ = [
+    "TolerantJSONEncoder",
+    "asend_error",
+    "asend_message",
+    "build_message",
+    "send_error",
+    "send_message",
+    "send_success",
+    "send_to_group",
+]
 
 
-def build_message(
+def build_text(
     handler: str | None,
     message_id: Any = None,
     error: Any = None,
     data: Any = None,
 ) -> str:
-    """Encode a rohrpost frame; a missing ``message_id`` gets a random integer."""
+    """Encode a frame of ours; a missing ``message_id`` gets a random integer."""
     message: dict[str, Any] = {
         "id": new_message_id() if message_id is None else message_id,
         "type": handler,
@@ -30,6 +42,40 @@ def build_message(
     if error is not None:
         message["error"] = error
     return encode(message)
+
+
+def build_message(
+    *,
+    handler: str | None,
+    message_id: Any = None,
+    error: Any = None,
+    generate_id: bool = False,
+    data: Any = None,
+) -> dict[str, Any]:
+    """rohrpost's message dict: only the keys that have a value.
+
+    Without ``message_id`` the message has no ``id`` unless ``generate_id``
+    asks for a random one; without ``handler`` it has no ``type``.
+    """
+    content: dict[str, Any] = {}
+    if message_id is not None:
+        content["id"] = message_id
+    elif generate_id:
+        content["id"] = new_message_id()
+    if handler:
+        content["type"] = handler
+    if error is not None:
+        content["error"] = error
+    if data is not None:
+        content["data"] = data
+    return content
+
+
+def _reply_text(handler: str | None, message_id: Any, error: Any, data: Any) -> str:
+    content = build_message(handler=handler, message_id=message_id, error=error, data=data)
+    if not content:
+        raise ValueError("Cannot send an empty message.")
+    return encode(content)
 
 
 # Tasks must be referenced until done, or the loop may collect them early.
@@ -43,40 +89,42 @@ def _is_async_send(consumer: Any) -> bool:
 async def asend_text(consumer: Any, text: str) -> None:
     """Async twin of :func:`send_text`."""
     if isinstance(consumer, SyncConsumer) or not _is_async_send(consumer):
-        await sync_to_async(consumer.send)(text_data=text)
+        await sync_to_async(consumer.send)(text)
     else:
-        await consumer.send(text_data=text)
+        await consumer.send(text)
 
 
 def send_text(consumer: Any, text: str) -> None:
     """Send a text frame through any Channels WebSocket consumer, from any context."""
     if isinstance(consumer, SyncConsumer) or not _is_async_send(consumer):
-        consumer.send(text_data=text)
+        consumer.send(text)
         return
     try:
         loop = asyncio.get_running_loop()
     except RuntimeError:
-        async_to_sync(consumer.send)(text_data=text)
+        async_to_sync(consumer.send)(text)
     else:
         # On the consumer's own loop we cannot block; the frame goes out next.
-        task = loop.create_task(consumer.send(text_data=text))
+        task = loop.create_task(consumer.send(text))
         _pending_sends.add(task)
         task.add_done_callback(_pending_sends.discard)
 
 
 def send_message(
     consumer: Any,
-    handler: str,
+    handler: str | None,
     message_id: Any = None,
     error: Any = None,
     data: Any = None,
 ) -> None:
-    """Send a message to the client behind ``consumer``.
+    """Send a message to the client behind ``consumer``, as rohrpost did.
 
-    In an async handler prefer ``await asend_message(...)``, which waits for
-    the frame to be handed to the server.
+    Keys without a value are left out (no ``id`` without ``message_id``, no
+    ``type`` without ``handler``); a message with nothing in it raises
+    ``ValueError``. In an async handler prefer ``await asend_message(...)``,
+    which waits for the frame to be handed to the server.
     """
-    send_text(consumer, build_message(handler, message_id, error, data))
+    send_text(consumer, _reply_text(handler, message_id, error, data))
 
 
 def send_error(
@@ -86,19 +134,34 @@ def send_error(
     error: Any = None,
     data: Any = None,
 ) -> None:
-    """Send an error reply; takes the same arguments as :func:`send_message`."""
-    send_text(consumer, build_message(handler, message_id, error or "Error", data))
+    """Send an error reply; takes the same arguments as :func:`send_message`.
+
+    Without an ``error`` the text is ``"Error"``.
+    """
+    send_text(consumer, _reply_text(handler, message_id, error or "Error", data))
+
+
+def send_success(
+    consumer: Any,
+    handler: str,
+    message_id: Any,
+    data: Any = None,
+) -> None:
+    """rohrpost's ``send_success``: :func:`send_message` that needs an id and a type."""
+    if message_id is None or handler is None:
+        raise ValueError("You have to provide a message ID and handler on success messages.")
+    send_message(consumer, handler, message_id, data=data)
 
 
 async def asend_message(
     consumer: Any,
-    handler: str,
+    handler: str | None,
     message_id: Any = None,
     error: Any = None,
     data: Any = None,
 ) -> None:
     """Async :func:`send_message`: returns once the frame is handed to the server."""
-    await asend_text(consumer, build_message(handler, message_id, error, data))
+    await asend_text(consumer, _reply_text(handler, message_id, error, data))
 
 
 async def asend_error(
@@ -109,7 +172,7 @@ async def asend_error(
     data: Any = None,
 ) -> None:
     """Async :func:`send_error`: returns once the frame is handed to the server."""
-    await asend_text(consumer, build_message(handler, message_id, error or "Error", data))
+    await asend_text(consumer, _reply_text(handler, message_id, error or "Error", data))
 
 
 def send_to_group(
@@ -126,6 +189,6 @@ def send_to_group(
     """
     if not is_valid_group_name(group):
         raise ValueError(f"{group!r} is not a valid Channels group name.")
-    text = build_message(handler, message_id, error, data)
+    text = build_text(handler, message_id, error, data)
     origin = f"{handler!r} message"
     dispatch.submit(dispatch.Outgoing(conf.CHANNEL_LAYER, group, text, origin))

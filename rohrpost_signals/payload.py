@@ -8,7 +8,9 @@ from typing import Any
 
 from django.db import models
 
+from .encoding import encode
 from .groups import default_group_name, format_template, is_valid_group_name
+from .jsoncompat import encode_with
 from .watching import WatchedModel
 
 logger = logging.getLogger("rohrpost_signals")
@@ -20,7 +22,8 @@ def group_names_for(instance: models.Model, watched: WatchedModel, kind: str) ->
     Names that Channels would reject are logged and left out.
     """
     if watched.has_get_group_name:
-        names: Any = instance.get_group_name(kind)  # type: ignore[attr-defined]
+        # By keyword, as rohrpost called it.
+        names: Any = instance.get_group_name(message_type=kind)  # type: ignore[attr-defined]
     elif watched.has_group_name:
         names = instance.group_name  # type: ignore[attr-defined]
         if isinstance(names, str):
@@ -75,15 +78,21 @@ def object_data(
     kind: str,
     updated_fields: Sequence[str] | None,
 ) -> Any:
-    """Model hook > ``serializer`` setting > configured ``fields`` > ``{"id": pk}``.
+    """Model hook > serializer class > ``serializer`` setting > ``fields`` > ``{"id": pk}``.
+
+    The serializer class is the model's ``serializer_class``, else a class
+    given as the ``serializer`` setting; its ``.data`` is the payload.
 
     On update, ``updated_fields`` is added unless the payload already has it.
     """
     fields_arg = list(updated_fields) if updated_fields is not None else None
     if watched.has_push_data:
+        # By keyword, as rohrpost called it: keyword-only hooks work.
         data = instance.get_push_notification_data(  # type: ignore[attr-defined]
-            fields_arg, kind
+            updated_fields=fields_arg, message_type=kind
         )
+    elif watched.serializer_class is not None:
+        data = watched.serializer_class(instance).data
     elif watched.serializer is not None:
         data = watched.serializer(instance, fields_arg, kind)
     elif watched.payload_fields is not None:
@@ -95,3 +104,8 @@ def object_data(
     if kind == "update" and updated_fields is not None and isinstance(data, dict):
         data.setdefault("updated_fields", sorted(updated_fields))
     return data
+
+
+def encode_object(watched: WatchedModel, data: Any) -> str:
+    """The payload's JSON: the model's own ``encoder`` class if it names one."""
+    return encode(data) if watched.encoder is None else encode_with(watched.encoder, data)

@@ -19,6 +19,7 @@ once per group and reaches sockets of every protocol in that group.
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
@@ -30,6 +31,7 @@ from . import exceptions as codes
 from . import history
 from .conf import conf
 from .exceptions import ProtocolError
+from .groupevents import event_text
 from .membership import LayerGuard
 from .policy import default_policy, get_policy
 
@@ -48,6 +50,9 @@ class SubscriptionRules:
 
     scope: dict[str, Any]
     subscriptions: set[str]
+    #: Encoder class for group events whose ``message`` is not text (rohrpost's
+    #: ``json_encoder``); ``None``: the library's encoder.
+    json_encoder: type[json.JSONEncoder] | None = None
     # Per group, the highest seq the socket already has (replayed, or older
     # than its subscription): live copies up to it are dropped.
     replayed_upto: dict[str, int]
@@ -101,6 +106,10 @@ class SubscriptionRules:
             request["type"],
             code=codes.FORBIDDEN,
         )
+
+    def _event_text(self, event: dict[str, Any]) -> str | None:
+        """A group event's message as text; ``None`` if it cannot be sent."""
+        return event_text(event, self.json_encoder)
 
     # -- History ----------------------------------------------------------------
 
@@ -168,7 +177,9 @@ class AsyncSubscriber(SubscriptionRules, LayerGuard, AsyncWebsocketConsumer):  #
     async def rohrpost_message(self, event: dict[str, Any]) -> None:
         """Forward a group message; the text was encoded once by the sender."""
         if not self._already_sent(event):
-            await self.send(text_data=self.encode_group_text(event["message"]))
+            text = self._event_text(event)
+            if text is not None:
+                await self.send(text_data=self.encode_group_text(text))
 
     async def ajoin(
         self, group: str, since: int | None, request: dict[str, Any]
@@ -228,7 +239,9 @@ class SyncSubscriber(SubscriptionRules, LayerGuard, WebsocketConsumer):  # type:
     def rohrpost_message(self, event: dict[str, Any]) -> None:
         """Forward a group message; the text was encoded once by the sender."""
         if not self._already_sent(event):
-            self.send(text_data=self.encode_group_text(event["message"]))
+            text = self._event_text(event)
+            if text is not None:
+                self.send(text_data=self.encode_group_text(text))
 
     def join(self, group: str, since: int | None, request: dict[str, Any]) -> history.Replay | None:
         """Sync twin of :meth:`AsyncSubscriber.ajoin`."""

@@ -6,6 +6,7 @@ rebuilt when the setting changes (``override_settings`` in tests).
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from django.utils.module_loading import import_string
 
 from . import groups as group_names
 from .conf import EVENTS, conf
+from .jsoncompat import encoder_class
 from .mixins import NotifyBase, mixin_events
 from .tracking import TrackerBinding, bind_tracker
 
@@ -38,6 +40,11 @@ class WatchedModel:
     has_get_group_name: bool
     has_group_name: bool
     has_push_data: bool
+    #: A serializer class (Django REST framework's, or any with ``.data``):
+    #: the model's ``serializer_class``, else the ``serializer`` setting's.
+    serializer_class: type | None = None
+    #: The model's ``encoder`` attribute (a ``JSONEncoder`` subclass), as in rohrpost.
+    encoder: type[json.JSONEncoder] | None = None
 
     @property
     def watched_field_names(self) -> frozenset[str]:
@@ -159,7 +166,7 @@ def build_watched(model: type[models.Model], options: dict[str, Any]) -> Watched
     else:
         event_set = frozenset(EVENTS)
 
-    serializer = None
+    serializer: Any = None
     path = options.get("serializer")
     if isinstance(path, str):
         try:
@@ -168,6 +175,12 @@ def build_watched(model: type[models.Model], options: dict[str, Any]) -> Watched
             serializer = None
     elif callable(path):
         serializer = path
+    # A class is a serializer class (``Serializer(instance).data``), not a function.
+    serializer_class = getattr(model, "serializer_class", None)
+    if not isinstance(serializer_class, type):
+        serializer_class = serializer if isinstance(serializer, type) else None
+    if isinstance(serializer, type):
+        serializer = None
 
     templates = options.get("groups")
     if isinstance(templates, str):
@@ -185,6 +198,8 @@ def build_watched(model: type[models.Model], options: dict[str, Any]) -> Watched
         has_get_group_name=callable(getattr(model, "get_group_name", None)),
         has_group_name=hasattr(model, "group_name"),
         has_push_data=callable(getattr(model, "get_push_notification_data", None)),
+        serializer_class=serializer_class,
+        encoder=encoder_class(getattr(model, "encoder", None)),
     )
 
 

@@ -144,8 +144,10 @@ def test_the_object_is_encoded_once_for_all_groups(
     customer: Customer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     calls = []
-    real = changes.encode
-    monkeypatch.setattr(changes, "encode", lambda value: calls.append(value) or real(value))
+    real = changes.encode_object
+    monkeypatch.setattr(
+        changes, "encode_object", lambda watched, value: calls.append(value) or real(watched, value)
+    )
     with capture_notifications() as sent:
         Order.objects.create(customer=customer)
     assert len(sent) == 2

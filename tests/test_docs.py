@@ -134,7 +134,7 @@ def _error_texts() -> set[str]:
         return []
 
     found: set[str] = set()
-    for name in ("protocol.py", "consumers.py"):
+    for name in ("protocol.py", "consumers.py", "main.py", "handlers.py"):
         tree = ast.parse((PACKAGE / name).read_text(encoding="utf-8"))
         for node in ast.walk(tree):
             if not isinstance(node, ast.Call):
@@ -143,7 +143,7 @@ def _error_texts() -> set[str]:
             called = func.id if isinstance(func, ast.Name) else getattr(func, "attr", "")
             if called == "ProtocolError" and node.args:
                 found.update(parts(node.args[0]))
-            elif called == "build_message":
+            elif called in ("build_message", "build_text"):
                 error = node.args[2] if len(node.args) > 2 else None
                 for keyword in node.keywords:
                     if keyword.arg == "error":

@@ -283,20 +283,20 @@ async def test_a_raising_handler_gives_a_generic_error_and_logs(
 def test_registering_a_name_twice_is_an_error(custom_handlers: None) -> None:
     from rohrpost_signals.registry import HandlerAlreadyRegistered
 
-    with pytest.raises(HandlerAlreadyRegistered, match="'ping' is already registered"):
+    with pytest.raises(HandlerAlreadyRegistered, match='Handler for "ping" is already defined'):
 
         @rohrpost_handler("ping")
         def my_ping(consumer: Any, request: dict[str, Any]) -> None:
             pass
 
 
-def test_send_message_picks_a_random_id_when_none_is_given() -> None:
-    from rohrpost_signals.message import build_message
+def test_frames_of_ours_get_a_random_id_when_none_is_given() -> None:
+    from rohrpost_signals.message import build_text
 
-    ids = {json.loads(build_message("x"))["id"] for _ in range(50)}
+    ids = {json.loads(build_text("x"))["id"] for _ in range(50)}
     assert len(ids) == 50
     assert all(isinstance(i, int) and 0 < i < 2**53 for i in ids)
-    assert json.loads(build_message("x", 5, error="bad", data={"a": 1})) == {
+    assert json.loads(build_text("x", 5, error="bad", data={"a": 1})) == {
         "id": 5,
         "type": "x",
         "data": {"a": 1},

@@ -62,10 +62,7 @@ def _subscribed_frames(
     replay: history.Replay | None,
 ) -> list[str]:
     """The subscribe reply, then what the client missed (or ``resync-required``)."""
-    data: dict[str, Any] = {"group": group}
-    if replay is not None:
-        data["seq"] = replay.last_seq
-    reply = build_text("subscribe", request["id"], data=data)
+    reply = build_text("subscribe", request["id"], data=consumer._subscribed_data(group, replay))
     return [reply, *consumer._after_subscribe(group, replay)]
 
 

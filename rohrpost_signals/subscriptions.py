@@ -127,6 +127,14 @@ class SubscriptionRules:
             self.replayed_upto = {}
         self.replayed_upto[group] = replay.last_seq
 
+    @staticmethod
+    def _subscribed_data(group: str, replay: history.Replay | None) -> dict[str, Any]:
+        """What a subscribe reply says: the group, and its head ``seq`` with history on."""
+        data: dict[str, Any] = {"group": group}
+        if replay is not None:
+            data["seq"] = replay.last_seq
+        return data
+
     def _after_subscribe(self, group: str, replay: history.Replay | None) -> list[str]:
         """What follows the subscribe reply: ``resync-required`` or the missed messages."""
         if replay is None:

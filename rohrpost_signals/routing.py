@@ -3,8 +3,14 @@
 from django.urls import path
 
 from .consumers import RohrpostConsumer
+from .jsonrpc.consumers import JsonRpcConsumer
 
 #: ``ws/rohrpost/`` served by :class:`~rohrpost_signals.consumers.RohrpostConsumer`.
 websocket_urlpatterns = [
     path("ws/rohrpost/", RohrpostConsumer.as_asgi()),
+]
+
+#: ``ws/jsonrpc/`` served by :class:`~rohrpost_signals.jsonrpc.JsonRpcConsumer`.
+jsonrpc_websocket_urlpatterns = [
+    path("ws/jsonrpc/", JsonRpcConsumer.as_asgi()),
 ]

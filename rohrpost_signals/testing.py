@@ -37,6 +37,16 @@ class Notification:
         """The payload (``data.object``)."""
         return self.message["data"]["object"]
 
+    @property
+    def method(self) -> str:
+        """The JSON-RPC notification's ``method`` (the rohrpost ``type``)."""
+        return str(self.message["type"])
+
+    @property
+    def params(self) -> Any:
+        """The JSON-RPC notification's ``params`` (the rohrpost ``data``)."""
+        return self.message.get("data")
+
 
 class CapturedNotifications(list[Notification]):
     """The captured :class:`Notification` objects, in the order they were sent."""

@@ -42,7 +42,9 @@ async def ws_exchange(communicator: WebsocketCommunicator, text: str) -> Any:
     """
     await communicator.send_to(text_data=text)
     probe = f"probe-{next(_probes)}"
-    await communicator.send_to(text_data=json.dumps({"jsonrpc": "2.0", "method": "ping", "id": probe}))
+    await communicator.send_to(
+        text_data=json.dumps({"jsonrpc": "2.0", "method": "ping", "id": probe})
+    )
     before = []
     while True:
         value = await frame(communicator)

@@ -124,7 +124,9 @@ def comparable(reply: Any) -> Any:
 
 def error_messages(reply: Any) -> list[Any]:
     items = reply if isinstance(reply, list) else [reply]
-    return [item["error"]["message"] for item in items if isinstance(item, dict) and "error" in item]
+    return [
+        item["error"]["message"] for item in items if isinstance(item, dict) and "error" in item
+    ]
 
 
 @pytest.fixture(params=TRANSPORTS)
@@ -142,7 +144,8 @@ async def test_specification_example(
     assert comparable(got) == comparable(expected)
     assert all(isinstance(m, str) and m for m in error_messages(got))
     if isinstance(expected, list):
-        assert isinstance(got, list) and len(got) == len(expected)
+        assert isinstance(got, list)
+        assert len(got) == len(expected)
 
 
 async def test_notifications_run_though_nothing_answers(exchange: Exchange) -> None:

@@ -11,12 +11,20 @@ from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E40
 from django.urls import path  # noqa: E402
 
 from rohrpost_signals.consumers import RohrpostConsumer  # noqa: E402
+from rohrpost_signals.jsonrpc import JsonRpcConsumer  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
         "websocket": AllowedHostsOriginValidator(
-            AuthMiddlewareStack(URLRouter([path("ws/rohrpost/", RohrpostConsumer.as_asgi())]))
+            AuthMiddlewareStack(
+                URLRouter(
+                    [
+                        path("ws/rohrpost/", RohrpostConsumer.as_asgi()),
+                        path("ws/jsonrpc/", JsonRpcConsumer.as_asgi()),
+                    ]
+                )
+            )
         ),
     }
 )

@@ -17,7 +17,7 @@ from channels.layers import get_channel_layer
 from .. import dispatch
 from ..conf import conf
 from ..groups import is_valid_group_name
-from ..message import build_message
+from ..message import build_text
 
 __all__ = ["anotify_channel", "anotify_group", "notify_channel", "notify_group"]
 
@@ -26,7 +26,7 @@ def _outgoing(target: str, method: str, params: Any) -> dispatch.Outgoing | None
     """The message, or ``None`` when a test capture keeps it from the layer."""
     if not isinstance(method, str) or not method:
         raise ValueError(f"A notification's method must be a non-empty string, not {method!r}.")
-    text = build_message(method, data=params)
+    text = build_text(method, data=params)
     item = dispatch.Outgoing(conf.CHANNEL_LAYER, target, text, f"{method!r} notification")
     for intercept in list(dispatch.interceptors):
         if intercept(item):
@@ -57,7 +57,7 @@ def notify_group(group: str, method: str, params: Any = None) -> None:
     process's sender; failures are logged.
     """
     _check_group(group)
-    text = build_message(method, data=params)
+    text = build_text(method, data=params)
     dispatch.submit(dispatch.Outgoing(conf.CHANNEL_LAYER, group, text, f"{method!r} notification"))
 
 

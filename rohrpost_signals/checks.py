@@ -27,7 +27,8 @@ E009 = "rohrpost_signals.E009"  # bad group template
 E010 = "rohrpost_signals.E010"  # unknown event
 E011 = "rohrpost_signals.E011"  # CHANNEL_LAYER alias not in CHANNEL_LAYERS
 E012 = "rohrpost_signals.E012"  # a limit that is not a positive integer
-W001 = "rohrpost_signals.W001"  # risky channels-redis settings: messages may be dropped
+W001 = "rohrpost_signals.W001"  # channels-redis capacity too small: bursts are dropped
+W002 = "rohrpost_signals.W002"  # channels-redis group_expiry too short: memberships lapse
 
 _LIMITS = ("MAX_MESSAGE_BYTES", "MAX_SUBSCRIPTIONS", "MAX_PENDING_MESSAGES", "HISTORY_MAX_AGE")
 
@@ -251,7 +252,7 @@ def check_layer_settings(
                 "worker processes renew them reliably.",
                 hint=f"Use a group_expiry of at least {MIN_GROUP_EXPIRY} seconds; "
                 "rohrpost_signals renews the memberships of open sockets.",
-                id=W001,
+                id=W002,
             )
         )
     return warnings

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import concurrent.futures
+import heapq
 import itertools
 import logging
 import os
@@ -114,6 +116,11 @@ class LoopSender:
         self._submitted = itertools.count(1)
         self.submitted = 0
         self.completed = 0
+        # Flushes wait on futures that the sender resolves as it completes
+        # messages: (mark, tie-breaker, future), smallest mark first.
+        self._progress_lock = threading.Lock()
+        self._waiters: list[tuple[int, int, concurrent.futures.Future[None]]] = []
+        self._tie = itertools.count()
         self.idle = True
         self._wakeup: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
@@ -159,7 +166,7 @@ class LoopSender:
                 while self.queue and len(batch) < MAX_BATCH:
                     batch.append(self.queue.popleft())
                 await _send_batch(batch)
-                self.completed += len(batch)
+                self._advance(len(batch))
             if self.linger:
                 await asyncio.sleep(self.linger)
                 if self.queue:
@@ -173,6 +180,26 @@ class LoopSender:
 
     def pending(self) -> int:
         return self.submitted - self.completed
+
+    def when_completed(self, mark: int) -> concurrent.futures.Future[None]:
+        """A future resolved once the first ``mark`` messages were sent (or failed)."""
+        future: concurrent.futures.Future[None] = concurrent.futures.Future()
+        with self._progress_lock:
+            if self.completed >= mark:
+                future.set_result(None)
+            else:
+                heapq.heappush(self._waiters, (mark, next(self._tie), future))
+        return future
+
+    def _advance(self, count: int) -> None:
+        ready = []
+        with self._progress_lock:
+            self.completed += count
+            while self._waiters and self._waiters[0][0] <= self.completed:
+                ready.append(heapq.heappop(self._waiters)[2])
+        for future in ready:
+            if not future.done():
+                future.set_result(None)
 
 
 #: Messages taken from the queue at once. Their groups are sent to
@@ -301,6 +328,8 @@ class Dispatcher:
         thread.start()
         self._background = background
         self._background_pid = os.getpid()
+        # Only a process that sends from this thread has anything to flush at exit.
+        atexit.register(_flush_at_exit)
         return background
 
     def senders(self) -> list[LoopSender]:
@@ -319,28 +348,38 @@ class Dispatcher:
         Do not call it from the event loop thread that sends them; await
         :func:`aflush` there.
         """
-        deadline = time.monotonic() + timeout
-        targets = [(s, s.submitted) for s in self.senders()]
         here = _running_loop()
-        for sender, mark in targets:
-            if sender.loop is here:
-                raise RuntimeError("flush() would block the loop that sends; use aflush()")
-            while sender.completed < mark:
-                if time.monotonic() > deadline or not sender.loop.is_running():
-                    return False
-                time.sleep(0.0005)
-        return True
+        if any(sender.loop is here for sender in self.senders()):
+            raise RuntimeError("flush() would block the loop that sends; use aflush()")
+        futures = self._completion_futures()
+        if futures is None:
+            return False
+        _done, not_done = concurrent.futures.wait(futures, timeout=timeout)
+        return not not_done
 
     async def aflush(self, timeout: float = 5.0) -> bool:
         """Async twin of :meth:`flush`, usable on the sending loop itself."""
-        deadline = time.monotonic() + timeout
-        targets = [(s, s.submitted) for s in self.senders()]
-        for sender, mark in targets:
-            while sender.completed < mark:
-                if time.monotonic() > deadline or not sender.loop.is_running():
-                    return False
-                await asyncio.sleep(0.0005)
-        return True
+        futures = self._completion_futures()
+        if futures is None:
+            return False
+        if not futures:
+            return True
+        _done, not_done = await asyncio.wait(
+            [asyncio.wrap_future(future) for future in futures], timeout=timeout
+        )
+        return not not_done
+
+    def _completion_futures(self) -> list[concurrent.futures.Future[None]] | None:
+        """One future per sender with work queued so far; None if one can never finish."""
+        futures = []
+        for sender in self.senders():
+            mark = sender.submitted
+            if sender.completed >= mark:
+                continue
+            if not sender.loop.is_running():
+                return None  # its loop ended: those messages will never go out
+            futures.append(sender.when_completed(mark))
+        return futures
 
 
 dispatcher = Dispatcher()
@@ -382,6 +421,3 @@ def _flush_at_exit() -> None:
         if sender.completed == done_before:
             break
     logger.error("%d rohrpost messages were still queued at exit.", sender.pending())
-
-
-atexit.register(_flush_at_exit)

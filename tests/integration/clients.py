@@ -267,6 +267,37 @@ def check_delivery(
     return delivery
 
 
+#: The value :func:`settle` saves; no test writes it otherwise.
+MARKER = "settle-marker"
+
+
+async def settle(writer: Any, clients: list[Client], timeout: float = 60) -> None:
+    """Show that nothing more is on its way to ``clients``, without sleeping.
+
+    Saves a marker into every group they hold and waits until each client has
+    it: a group's messages reach a socket in order, so a duplicate or a stray
+    message would have come before the marker. The markers are then removed
+    from the clients' records, which hold exactly what came before them.
+    """
+    groups = sorted({group for client in clients for group in client.groups})
+    writes: list[Write] = []
+    for group in groups:
+        model, _, pk = group.rpartition("-")
+        if not (model and pk.isdigit()):
+            raise ValueError(f"settle() needs <model>-<pk> groups, not {group!r}")
+        writes.append((model, int(pk), MARKER))
+    await asyncio.to_thread(writer.save, writes)
+
+    def marked() -> bool:
+        return all(MARKER in client.values(group) for client in clients for group in client.groups)
+
+    await wait_until(marked, timeout, "the settle markers")
+    for client in clients:
+        for group in client.groups:
+            assert client.values(group).count(MARKER) == 1, (client.name, group)
+        client.updates = [u for u in client.updates if u.value != MARKER]
+
+
 def latencies(clients: Iterable[Client], saved_at: dict[tuple[str, str], float]) -> list[float]:
     """Seconds from save() returning in the writer to the text arriving, per delivery."""
     found = []

@@ -14,6 +14,7 @@ from .clients import (
     check_delivery,
     close_all,
     expected_by_group,
+    settle,
     start_all,
     wait_for_deliveries,
     wait_until,
@@ -92,7 +93,7 @@ async def test_malformed_frames_at_scale(
         )
         flood = time.monotonic() - started
         await wait_for_deliveries(normal, expected_by_group(writes), 60)
-        await asyncio.sleep(1.0)
+        await settle(writer, normal)
 
         delivery = check_delivery(normal, expected_by_group(writes))
         assert delivery.perfect, delivery.examples

@@ -17,6 +17,7 @@ from .clients import (
     group_of,
     latencies,
     percentile,
+    settle,
     start_all,
     wait_for_deliveries,
 )
@@ -85,7 +86,7 @@ async def test_500_clients_5000_updates_zero_lost_zero_duplicated(
         writes = steady + burst
         await wait_for_deliveries(clients, expected_by_group(writes), 180)
         burst_done = max(u.received_at for c in clients for u in c.updates)
-        await asyncio.sleep(2.0)  # anything extra (a duplicate) would arrive by now
+        await settle(writer, clients)  # anything extra (a duplicate) came before the marker
 
         expected = expected_by_group(writes)
         total = sum(len(expected[group]) for c in clients for group in c.groups)

@@ -13,6 +13,7 @@ from .clients import (
     close_all,
     expected_by_group,
     post_status,
+    settle,
     start_all,
     wait_until,
 )
@@ -69,7 +70,7 @@ async def test_every_client_gets_every_message_once_in_commit_order(
         await wait_until(
             lambda: sum(len(c.updates) for c in clients) >= total, 60, "every delivery"
         )
-        await asyncio.sleep(1.0)  # anything extra (a duplicate) would arrive by now
+        await settle(writer, clients)  # anything extra (a duplicate) came before the marker
 
         delivery = check_delivery(clients, expected)
         assert delivery.perfect, delivery.examples

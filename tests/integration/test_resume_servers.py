@@ -121,6 +121,29 @@ def save(writer: Any, pk: int, values: list[str]) -> None:
     assert writer.flush()["failed"] == 0
 
 
+MARKER = "settle-marker"
+
+
+async def settle(writer: Any, pk: int, group: str, *connections: Connection) -> None:
+    """Show that nothing more is on its way, without sleeping.
+
+    Saves a marker to order ``pk`` and waits until every connection has it in
+    ``group``: a group's messages reach a socket in order, so a duplicate
+    would have come first. The marker frames are then dropped from the record.
+    """
+    await asyncio.to_thread(save, writer, pk, [MARKER])
+
+    def is_marker(frame: dict[str, Any]) -> bool:
+        return frame.get("type") == "subscription-update" and statuses([frame]) == [MARKER]
+
+    for connection in connections:
+        await connection.wait_for(
+            lambda c=connection: any(is_marker(f) for f in c.updates(group)), "the marker"
+        )
+        assert sum(is_marker(f) for f in connection.frames) == 1
+        connection.frames = [f for f in connection.frames if not is_marker(f)]
+
+
 async def test_a_client_resumes_on_the_other_server_with_exactly_what_it_missed(
     shared_redis_cluster: Cluster,
 ) -> None:
@@ -156,7 +179,7 @@ async def test_a_client_resumes_on_the_other_server_with_exactly_what_it_missed(
         live = [f"live-{n}" for n in range(10)]
         await asyncio.to_thread(save, writer, pk, live)
         await second.wait_for(lambda: len(second.updates(group)) == MISSED + 10, "live updates")
-        await asyncio.sleep(0.5)  # a duplicate would arrive by now
+        await settle(writer, pk, group, second)  # a duplicate would come before the marker
         received = second.after(reply)
         assert statuses(received) == missed + live
         assert seqs(received) == list(range(last_seen + 1, last_seen + MISSED + 11))
@@ -249,7 +272,7 @@ async def test_beyond_the_history_limit_the_client_must_resync(
         assert reply["data"] == {"group": group, "seq": now}
         await asyncio.to_thread(save, writer, pk, ["after-0", "after-1"])
         await third.wait_for(lambda: len(third.updates(group)) == 2, "live updates")
-        await asyncio.sleep(0.5)
+        await settle(writer, pk, group, third)
         [resync, *rest] = third.after(reply)
         assert resync["type"] == "resync-required"
         assert resync["data"] == {"group": group, "seq": now}
@@ -310,7 +333,7 @@ async def test_writers_in_four_processes_share_one_gap_free_sequence(
             await listener.wait_for(
                 lambda listener=listener: len(listener.updates(group)) >= total, "every update"
             )
-        await asyncio.sleep(0.5)
+        await settle(writers[0], orders[0], group, *listeners)
         numbered = []
         for listener in listeners:
             got = listener.updates(group)

@@ -12,6 +12,9 @@ from django.test import override_settings
 from rohrpost_signals import dispatch
 from tests import services
 
+# Runs rohrpost's own test suite from .ci/stages/12-rohrpost-compat.sh only.
+collect_ignore = ["compat_rohrpost"]
+
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(

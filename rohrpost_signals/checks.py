@@ -29,8 +29,21 @@ E011 = "rohrpost_signals.E011"  # CHANNEL_LAYER alias not in CHANNEL_LAYERS
 E012 = "rohrpost_signals.E012"  # a limit that is not a positive integer
 W001 = "rohrpost_signals.W001"  # channels-redis capacity too small: bursts are dropped
 W002 = "rohrpost_signals.W002"  # channels-redis group_expiry too short: memberships lapse
+E050 = "rohrpost_signals.E050"  # a connection budget that is not a positive number
+E051 = "rohrpost_signals.E051"  # MAX_OUTGOING_BYTES too small for the replies a socket may get
+W050 = "rohrpost_signals.W050"  # the ASGI server accepts frames far larger than MAX_MESSAGE_BYTES
 
 _LIMITS = ("MAX_MESSAGE_BYTES", "MAX_SUBSCRIPTIONS", "MAX_PENDING_MESSAGES", "HISTORY_MAX_AGE")
+_BUDGETS = (
+    "HISTORY_MAX_BYTES",
+    "MAX_REQUESTS_PER_SECOND",
+    "MAX_REQUEST_BURST",
+    "MAX_REPLAY_BYTES_PER_MINUTE",
+    "MAX_OUTGOING_BYTES",
+    "SUBSCRIBE_TIMEOUT",
+)
+# Budgets that may be fractions; the others count whole requests or bytes.
+_FRACTIONAL = ("MAX_REQUESTS_PER_SECOND", "SUBSCRIBE_TIMEOUT")
 
 
 def _error(msg: str, id: str, hint: str | None = None) -> Error:
@@ -72,7 +85,59 @@ def check_settings(app_configs: Sequence[Any] | None = None, **kwargs: Any) -> l
             errors.append(
                 _error(f"ROHRPOST[{key!r}] must be a positive integer, not {value!r}.", E012)
             )
+    errors.extend(_check_budgets(raw))
     return errors
+
+
+def _check_budgets(raw: dict[str, Any]) -> list[CheckMessage]:
+    errors: list[CheckMessage] = []
+    for key in _BUDGETS:
+        value = raw.get(key, DEFAULTS[key])
+        kinds = (int, float) if key in _FRACTIONAL else (int,)
+        if isinstance(value, bool) or not isinstance(value, kinds) or not value > 0:
+            kind = "number" if key in _FRACTIONAL else "integer"
+            errors.append(
+                _error(f"ROHRPOST[{key!r}] must be a positive {kind}, not {value!r}.", E050)
+            )
+    outgoing = raw.get("MAX_OUTGOING_BYTES", DEFAULTS["MAX_OUTGOING_BYTES"])
+    incoming = raw.get("MAX_MESSAGE_BYTES", DEFAULTS["MAX_MESSAGE_BYTES"])
+    numbers = all(type(v) is int for v in (outgoing, incoming))  # not bool
+    if numbers and 0 < outgoing < 4 * incoming:
+        errors.append(
+            _error(
+                f"ROHRPOST['MAX_OUTGOING_BYTES'] ({outgoing}) must be at least four times "
+                f"ROHRPOST['MAX_MESSAGE_BYTES'] ({incoming}): a reply may echo a whole "
+                "request, and a socket over the budget is closed.",
+                E051,
+            )
+        )
+    return errors
+
+
+@register(Tags.security)
+def check_server_frame_limit(
+    app_configs: Sequence[Any] | None = None, **kwargs: Any
+) -> list[CheckMessage]:
+    """Warn when the ASGI server buffers frames far larger than the library accepts."""
+    from .framelimit import recommended_server_limit, server_frame_limit
+
+    found = server_frame_limit()
+    if found is None:
+        return []
+    server, limit = found
+    recommended = recommended_server_limit()
+    if limit and limit <= recommended:
+        return []
+    shown = "no limit" if not limit else f"a limit of {limit} bytes"
+    return [
+        CheckWarning(
+            f"{server} accepts WebSocket messages up to {shown}; rohrpost_signals refuses "
+            f"frames over ROHRPOST['MAX_MESSAGE_BYTES'], but only after the server has "
+            "buffered all of them.",
+            hint=f"Limit the server to {recommended} bytes (see the deployment docs).",
+            id=W050,
+        )
+    ]
 
 
 def _check_callable(value: Any, where: str) -> list[CheckMessage]:

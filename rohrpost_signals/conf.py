@@ -21,6 +21,12 @@ DEFAULTS: dict[str, Any] = {
     "MAX_PENDING_MESSAGES": 10000,
     "HISTORY_MAX_MESSAGES": 1000,
     "HISTORY_MAX_AGE": 600,
+    "HISTORY_MAX_BYTES": 64 * 1024 * 1024,
+    "MAX_REQUESTS_PER_SECOND": 20,
+    "MAX_REQUEST_BURST": 200,
+    "MAX_REPLAY_BYTES_PER_MINUTE": 4 * 1024 * 1024,
+    "MAX_OUTGOING_BYTES": 8 * 1024 * 1024,
+    "SUBSCRIBE_TIMEOUT": 5,
 }
 
 #: Option keys accepted for each entry of ``ROHRPOST["MODELS"]``.
@@ -75,6 +81,36 @@ class RohrpostSettings:
     def HISTORY_MAX_AGE(self) -> int:
         """Seconds a message stays in a group's history."""
         return int(self.get("HISTORY_MAX_AGE"))
+
+    @property
+    def HISTORY_MAX_BYTES(self) -> int:
+        """Bytes the in-memory history keeps over all groups; the oldest group goes first."""
+        return int(self.get("HISTORY_MAX_BYTES"))
+
+    @property
+    def MAX_REQUESTS_PER_SECOND(self) -> float:
+        """Requests a socket may send per second, on average."""
+        return float(self.get("MAX_REQUESTS_PER_SECOND"))
+
+    @property
+    def MAX_REQUEST_BURST(self) -> int:
+        """Requests a socket may send at once before the rate applies."""
+        return int(self.get("MAX_REQUEST_BURST"))
+
+    @property
+    def MAX_REPLAY_BYTES_PER_MINUTE(self) -> int:
+        """Bytes of missed messages replayed to one socket per minute."""
+        return int(self.get("MAX_REPLAY_BYTES_PER_MINUTE"))
+
+    @property
+    def MAX_OUTGOING_BYTES(self) -> int:
+        """Bytes a socket may be behind in reading before it is closed."""
+        return int(self.get("MAX_OUTGOING_BYTES"))
+
+    @property
+    def SUBSCRIBE_TIMEOUT(self) -> float:
+        """Seconds a subscribe waits for the channel layer and the history."""
+        return float(self.get("SUBSCRIBE_TIMEOUT"))
 
 
 conf = RohrpostSettings()

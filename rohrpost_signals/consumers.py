@@ -10,10 +10,11 @@ from asgiref.sync import async_to_sync
 from channels.db import database_sync_to_async
 
 from . import exceptions as codes
-from . import history
+from . import history, limits
 from .conf import conf
 from .message import build_text
 from .protocol import (
+    LAST_RESORT_REPLY,
     ProtocolError,
     error_frame,
     parse_request,
@@ -35,9 +36,13 @@ def _unknown_handler(request: dict[str, Any]) -> ProtocolError:
     )
 
 
-def _resolve(text_data: str | None, bytes_data: bytes | None) -> tuple[dict[str, Any], Any]:
+def _resolve(
+    text_data: str | None, bytes_data: bytes | None, budgets: limits.ConnectionBudgets
+) -> tuple[dict[str, Any], Any]:
     """The request in a frame and its handler, or ``ProtocolError``."""
     request = parse_request(text_data, bytes_data, conf.MAX_MESSAGE_BYTES)
+    if not budgets.allow_request():
+        raise budgets.rate_limited(request["id"], request["type"])
     handler = HANDLERS.get(request["type"])
     if handler is None:
         raise _unknown_handler(request)
@@ -78,7 +83,14 @@ class RohrpostConsumer(_RohrpostFrames, AsyncSubscriber):
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         try:
-            request, handler = _resolve(text_data, bytes_data)
+            await self._answer(text_data, bytes_data)
+        except Exception:  # no frame may end the consumer; this one still gets a reply
+            logger.exception("Answering a frame failed")
+            await self.send(text_data=LAST_RESORT_REPLY)
+
+    async def _answer(self, text_data: str | None, bytes_data: bytes | None) -> None:
+        try:
+            request, handler = _resolve(text_data, bytes_data, limits.budgets_of(self))
         except ProtocolError as exc:
             await self.send(text_data=error_frame(exc))
             return
@@ -121,7 +133,14 @@ class SyncRohrpostConsumer(_RohrpostFrames, SyncSubscriber):
 
     def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         try:
-            request, handler = _resolve(text_data, bytes_data)
+            self._answer(text_data, bytes_data)
+        except Exception:  # no frame may end the consumer; this one still gets a reply
+            logger.exception("Answering a frame failed")
+            self.send(text_data=LAST_RESORT_REPLY)
+
+    def _answer(self, text_data: str | None, bytes_data: bytes | None) -> None:
+        try:
+            request, handler = _resolve(text_data, bytes_data, limits.budgets_of(self))
         except ProtocolError as exc:
             self.send(text_data=error_frame(exc))
             return

@@ -37,6 +37,7 @@ from channels.layers import get_channel_layer
 
 from . import history
 from .conf import conf
+from .failurelog import FailureLog
 
 logger = logging.getLogger("rohrpost_signals")
 
@@ -90,6 +91,10 @@ class Stats:
 #: The process's counters: ``queued``, ``sent``, ``failed``, ``dropped``, ``last_error``.
 stats = Stats()
 
+#: Failures are logged once per interval with counts, not once per message.
+failed_log = FailureLog("failed")
+dropped_log = FailureLog("were dropped (the sender queue was full)")
+
 #: Callables that see every message before it is queued (the test capture helper).
 interceptors: list[Callable[[Outgoing], bool]] = []
 
@@ -136,11 +141,10 @@ class LoopSender:
         # The limit is at least 1 (system check), so an empty queue skips the settings lookup.
         if self.queue and len(self.queue) >= conf.MAX_PENDING_MESSAGES:
             stats.dropped += 1
-            logger.error(
-                "Dropped %s for group %r: %d messages already wait for the channel layer.",
-                item.origin,
+            dropped_log.record(
                 item.group,
-                len(self.queue),
+                f"Dropped {item.origin} for group {item.group!r}: "
+                f"{len(self.queue)} messages already wait for the channel layer",
             )
             return
         self.submitted = next(self._submitted)
@@ -242,12 +246,10 @@ async def _send(item: Outgoing) -> None:
         stats.failed += 1
         stats.last_error = f"{type(exc).__name__}: {exc}"
         stats.last_error_at = time.time()
-        logger.error(
-            "Could not send %s to group %r through channel layer %r: %s",
-            item.origin,
+        failed_log.record(
             item.group,
-            item.layer_alias,
-            stats.last_error,
+            f"Could not send {item.origin} to group {item.group!r} through channel layer "
+            f"{item.layer_alias!r}: {stats.last_error}",
         )
     else:
         stats.sent += 1

@@ -2,22 +2,44 @@
 
 from __future__ import annotations
 
+import math
 import random
-from json.encoder import encode_basestring as _encode_string  # what encode() does for a str
+from json.encoder import encode_basestring_ascii as _encode_string  # what encode() does
 from typing import Any
 
 from .jsoncompat import TolerantJSONEncoder
 
 # Tolerant: sets, mappings and collections encode as rohrpost's encoder did.
-_encoder = TolerantJSONEncoder(separators=(",", ":"), ensure_ascii=False)
+# ASCII escapes: a lone surrogate (valid in a decoded JSON string) cannot be
+# written as UTF-8, and would end the socket on the server; as ``\ud800`` it
+# is valid JSON every browser reads. No NaN/Infinity: JSON.parse rejects them.
+_encoder = TolerantJSONEncoder(separators=(",", ":"), ensure_ascii=True, allow_nan=False)
 
 # Browsers read ids as doubles; stay below 2**53 so they round-trip exactly.
 _MAX_MESSAGE_ID = 2**53 - 1
 
 
 def encode(value: Any) -> str:
-    """Compact JSON with Django's encoder (dates, decimals, UUIDs, lazy strings)."""
-    return _encoder.encode(value)
+    """Compact, ASCII-only JSON with Django's encoder (dates, decimals, UUIDs, lazy strings).
+
+    Non-finite floats (a model's ``FloatField`` may hold NaN) are sent as ``null``.
+    """
+    try:
+        return _encoder.encode(value)
+    except ValueError as exc:
+        if "Out of range float" not in str(exc):
+            raise
+        return _encoder.encode(_finite(value))
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(item) for item in value]
+    return value
 
 
 def new_message_id() -> int:

@@ -24,6 +24,7 @@ class HandlerAlreadyRegistered(RohrpostSignalsError, ValueError):
 # Stable machine codes of error replies (docs/protocol.rst lists them).
 BAD_JSON = "bad-json"
 BAD_REQUEST = "bad-request"
+BAD_ID = "bad-id"
 BINARY_FRAME = "binary-frame"
 TOO_LARGE = "too-large"
 UNKNOWN_TYPE = "unknown-type"
@@ -41,6 +42,7 @@ ERROR_CODES = frozenset(
     {
         BAD_JSON,
         BAD_REQUEST,
+        BAD_ID,
         BINARY_FRAME,
         TOO_LARGE,
         UNKNOWN_TYPE,

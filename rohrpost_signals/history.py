@@ -11,6 +11,12 @@ Counters start at a number taken from the clock (milliseconds x 1000), not at
 restarted) never hands out a number a client has seen before: such a client
 finds a gap and is told to resync instead of silently missing messages.
 
+Only sending creates anything: a group nothing was sent to has no counter
+and no history, and reads as the store's current *base*, the number its
+first message will follow. The base is taken from the clock and renewed
+whenever a counter may have been forgotten (an evicted group, an expired
+base key), so a restarted counter never reuses numbers either.
+
 With a channels-redis layer the counter and history live in Redis (shared by
 every worker, updated atomically by one script); with any other layer they
 live in this process's memory.
@@ -22,7 +28,7 @@ import asyncio
 import threading
 import time
 import weakref
-from collections import deque
+from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -54,26 +60,53 @@ class _GroupLog:
     entries: deque[tuple[int, float, str]] = field(default_factory=deque)
 
 
+#: What the memory bound counts for a group's counter and for each entry
+#: besides its text (the objects that hold them), measured on CPython 3.11.
+GROUP_OVERHEAD = 400
+ENTRY_OVERHEAD = 120
+
+
 class MemoryHistory:
-    """Per-process counters and history (in-memory layer, single process)."""
+    """Per-process counters and history (in-memory layer, single process).
+
+    At most ``HISTORY_MAX_BYTES`` in all: past it, the group sent to least
+    recently is forgotten first.
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._groups: dict[str, _GroupLog] = {}
+        # Least recently sent to first.
+        self._groups: OrderedDict[str, _GroupLog] = OrderedDict()
+        self._base = _clock_origin()
+        self.size = 0  # bytes counted against HISTORY_MAX_BYTES
 
     def _log(self, group: str) -> _GroupLog:
         log = self._groups.get(group)
         if log is None:
-            log = self._groups[group] = _GroupLog(last=_clock_origin())
+            log = self._groups[group] = _GroupLog(last=self._base)
+            self.size += GROUP_OVERHEAD
+        else:
+            self._groups.move_to_end(group)
         return log
 
-    @staticmethod
-    def _trim(log: _GroupLog, now: float) -> None:
+    def _trim(self, log: _GroupLog, now: float) -> None:
         oldest = now - conf.HISTORY_MAX_AGE
         while log.entries and (
             len(log.entries) > conf.HISTORY_MAX_MESSAGES or log.entries[0][1] < oldest
         ):
-            log.entries.popleft()
+            self.size -= len(log.entries.popleft()[2]) + ENTRY_OVERHEAD
+
+    def _evict(self, keep: str) -> None:
+        """Forget the least recently sent groups until the store fits its bound."""
+        limit = conf.HISTORY_MAX_BYTES
+        while self.size > limit and len(self._groups) > 1:
+            group, log = next(iter(self._groups.items()))
+            if group == keep:
+                break
+            del self._groups[group]
+            self.size -= GROUP_OVERHEAD + sum(len(e[2]) + ENTRY_OVERHEAD for e in log.entries)
+            # A forgotten group restarts from the base: move it past its old numbers.
+            self._base = max(self._base + 1, _clock_origin())
 
     async def append(self, group: str, head: str, tail: str) -> tuple[int, str]:
         with self._lock:
@@ -82,12 +115,18 @@ class MemoryHistory:
             text = _seq_text(head, log.last, tail)
             now = time.time()
             log.entries.append((log.last, now, text))
+            self.size += len(text) + ENTRY_OVERHEAD
             self._trim(log, now)
+            self._evict(group)
             return log.last, text
 
     async def replay(self, group: str, since: int | None) -> Replay:
         with self._lock:
-            log = self._log(group)
+            log = self._groups.get(group)
+            if log is None:  # nothing was ever sent: create nothing
+                if since is None or since == self._base:
+                    return Replay(self._base)
+                return Replay(self._base, resync=True)
             self._trim(log, time.time())
             if since is None or since == log.last:
                 return Replay(log.last)
@@ -97,8 +136,13 @@ class MemoryHistory:
             return Replay(log.last, tuple(text for _seq, _ts, text in missed))
 
 
+# KEYS: counter, history stream, the shard's base. The base is set once per
+# counter lifetime (no refresh), so a counter that expired restarts above it.
 _APPEND = """
-if redis.call('EXISTS', KEYS[1]) == 0 then redis.call('SET', KEYS[1], ARGV[3]) end
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  redis.call('SET', KEYS[3], ARGV[3], 'NX', 'EX', ARGV[6])
+  redis.call('SET', KEYS[1], redis.call('GET', KEYS[3]))
+end
 local seq = string.format('%.0f', redis.call('INCR', KEYS[1]))
 local text = ARGV[1] .. seq .. ARGV[2]
 local now = redis.call('TIME')
@@ -111,10 +155,14 @@ return seq
 """
 
 _REPLAY = """
-if redis.call('EXISTS', KEYS[1]) == 0 then
-  redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[5])
-end
 local last = redis.call('GET', KEYS[1])
+if not last then
+  -- Nothing was sent to the group: report the number its first message follows.
+  redis.call('SET', KEYS[3], ARGV[2], 'NX', 'EX', ARGV[5])
+  last = redis.call('GET', KEYS[3])
+  if ARGV[1] == '' or ARGV[1] == last then return {last} end
+  return {last, 'resync'}
+end
 if ARGV[1] == '' then return {last} end
 local now = redis.call('TIME')
 local oldest = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) - tonumber(ARGV[3])
@@ -161,13 +209,17 @@ class RedisHistory:
         return clients[_consistent_hash(group, len(clients))]
 
     def _keys(self, group: str) -> list[str]:
-        return [f"{self._prefix}:rps:seq:{group}", f"{self._prefix}:rps:hist:{group}"]
+        return [
+            f"{self._prefix}:rps:seq:{group}",
+            f"{self._prefix}:rps:hist:{group}",
+            f"{self._prefix}:rps:base",
+        ]
 
     async def append(self, group: str, head: str, tail: str) -> tuple[int, str]:
         ttl = conf.HISTORY_MAX_AGE + _COUNTER_GRACE_SECONDS
         seq = await self._client(group).eval(
             _APPEND,
-            2,
+            3,
             *self._keys(group),
             head,
             tail,
@@ -182,7 +234,7 @@ class RedisHistory:
     async def replay(self, group: str, since: int | None) -> Replay:
         result = await self._client(group).eval(
             _REPLAY,
-            2,
+            3,
             *self._keys(group),
             "" if since is None else str(since),
             _clock_origin(),

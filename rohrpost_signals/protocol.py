@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-import json
+import logging
 from typing import Any
 
 from . import exceptions as codes
 from .encoding import encode
 from .exceptions import ProtocolError
 from .groups import is_valid_group_name
+from .limits import MAX_ID_INTEGER, MAX_ID_LENGTH, load_json, valid_message_id
+
+logger = logging.getLogger("rohrpost_signals")
 
 __all__ = ["ProtocolError", "error_frame", "parse_request"]
 
@@ -16,14 +19,24 @@ __all__ = ["ProtocolError", "error_frame", "parse_request"]
 def error_frame(exc: ProtocolError) -> str:
     """The rohrpost error reply for ``exc``: its text, and its stable ``code``."""
     # Keep a missing id as null: a random one would match some other request.
-    return encode(
-        {
-            "id": exc.message_id,
-            "type": exc.handler or "error",
-            "error": exc.error,
-            "code": exc.code,
-        }
-    )
+    try:
+        return encode(
+            {
+                "id": exc.message_id if valid_message_id(exc.message_id) else None,
+                "type": exc.handler if isinstance(exc.handler, str) else "error",
+                "error": exc.error,
+                "code": exc.code,
+            }
+        )
+    except Exception:  # the reply must go out whatever the exception holds
+        logger.exception("Could not encode an error reply; sending a generic one.")
+        return LAST_RESORT_REPLY
+
+
+#: The reply when nothing better can be said; a plain constant that cannot fail.
+LAST_RESORT_REPLY = (
+    '{"id":null,"type":"error","error":"Internal error.","code":"' + codes.INTERNAL_ERROR + '"}'
+)
 
 
 def _too_large(text: str, limit: int) -> bool:
@@ -43,10 +56,7 @@ def parse_request(text_data: str | None, bytes_data: bytes | None, limit: int) -
         raise ProtocolError(
             f"Message is larger than the limit of {limit} bytes.", code=codes.TOO_LARGE
         )
-    try:
-        request = json.loads(text_data)
-    except ValueError as exc:
-        raise ProtocolError(f"Could not decode JSON message: {exc}.", code=codes.BAD_JSON) from None
+    request = load_json(text_data)
     if not isinstance(request, dict):
         raise ProtocolError("A message must be a JSON object.")
     message_id = request.get("id")
@@ -56,7 +66,13 @@ def parse_request(text_data: str | None, bytes_data: bytes | None, limit: int) -
             "Missing required field 'id'.", handler=handler if isinstance(handler, str) else None
         )
     if isinstance(message_id, (dict, list)):
-        raise ProtocolError("Field 'id' must be a string or a number.")
+        raise ProtocolError("Field 'id' must be a string or a number.", code=codes.BAD_ID)
+    if not valid_message_id(message_id):
+        raise ProtocolError(
+            f"Field 'id' must be an integer from -{MAX_ID_INTEGER} to {MAX_ID_INTEGER} "
+            f"or a string of at most {MAX_ID_LENGTH} characters.",
+            code=codes.BAD_ID,
+        )
     if "type" not in request:
         raise ProtocolError("Missing required field 'type'.", message_id)
     if not isinstance(handler, str) or not handler:

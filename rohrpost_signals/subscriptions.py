@@ -28,11 +28,12 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer, WebsocketConsumer
 
 from . import exceptions as codes
-from . import history
+from . import history, limits
 from .conf import conf
 from .exceptions import ProtocolError
 from .groupevents import event_text
-from .membership import LayerGuard
+from .guards import AsyncConnectionGuard, SyncConnectionGuard
+from .membership import LayerGuard, keeper_for
 from .policy import default_policy, get_policy
 
 logger = logging.getLogger("rohrpost_signals")
@@ -50,6 +51,8 @@ class SubscriptionRules:
 
     scope: dict[str, Any]
     subscriptions: set[str]
+    channel_layer: Any
+    channel_name: str
     #: Encoder class for group events whose ``message`` is not text (rohrpost's
     #: ``json_encoder``); ``None``: the library's encoder.
     json_encoder: type[json.JSONEncoder] | None = None
@@ -120,12 +123,31 @@ class SubscriptionRules:
         upto = getattr(self, "replayed_upto", {}).get(event.get("group"))
         return upto is not None and seq <= upto
 
-    def _note_replay(self, group: str, replay: history.Replay | None) -> None:
+    def _note_replay(self, group: str, replay: history.Replay | None) -> history.Replay | None:
+        """Remember what the socket has; a replay over the byte budget becomes a resync."""
         if replay is None:
-            return
+            return None
         if not hasattr(self, "replayed_upto"):
             self.replayed_upto = {}
         self.replayed_upto[group] = replay.last_seq
+        return limits.budgets_of(self).charge_replay(replay)
+
+    def _since_for(self, group: str, since: int | None) -> int | None:
+        """No second replay for a group the socket is in, unless ``since`` is newer."""
+        if group not in self.subscriptions:
+            return since
+        return limits.replay_since(since, getattr(self, "replayed_upto", {}).get(group))
+
+    def _forget(self, group: str) -> None:
+        """Drop the per-group bookkeeping of a group the socket left."""
+        getattr(self, "replayed_upto", {}).pop(group, None)
+
+    def _join_failed(self, group: str, was_member: bool) -> None:
+        """A join or history read failed or hung: leave again, in the background."""
+        if not was_member:
+            self.subscriptions.discard(group)
+            self._forget(group)
+            keeper_for(self.channel_layer).discard_later(group, self.channel_name)
 
     @staticmethod
     def _subscribed_data(group: str, replay: history.Replay | None) -> dict[str, Any]:
@@ -148,7 +170,12 @@ class SubscriptionRules:
         return frames
 
 
-class AsyncSubscriber(SubscriptionRules, LayerGuard, AsyncWebsocketConsumer):  # type: ignore[misc]
+class AsyncSubscriber(
+    SubscriptionRules,
+    LayerGuard,
+    AsyncConnectionGuard,
+    AsyncWebsocketConsumer,  # type: ignore[misc]
+):
     """Base of the async consumers: group membership, subscribe, forwarding."""
 
     async def connect(self) -> None:
@@ -170,6 +197,7 @@ class AsyncSubscriber(SubscriptionRules, LayerGuard, AsyncWebsocketConsumer):  #
     async def remove_from_group(self, name: str) -> None:
         """Leave group ``name``; leaving a group the socket is not in is fine."""
         self.subscriptions.discard(name)
+        self._forget(name)
         await self.channel_layer.group_discard(name, self.channel_name)
 
     async def dispatch(self, message: dict[str, Any]) -> None:
@@ -205,22 +233,43 @@ class AsyncSubscriber(SubscriptionRules, LayerGuard, AsyncWebsocketConsumer):  #
             allowed = self.has_permission(group)
         if not allowed:
             raise self._denied(group, request)
+        since = self._since_for(group, since)
+        was_member = group in self.subscriptions
         # Join first, then read the history: a message committed in between is
         # both replayed and delivered live, and the live copy is dropped.
-        await self.add_to_group(group)
-        replay = None
-        if history.enabled():
-            replay = await history.store_for(conf.CHANNEL_LAYER).replay(group, since)
-        self._note_replay(group, replay)
-        return replay
+        # A hung or unreachable Redis answers with an error, within a timeout.
+        try:
+            await limits.bounded(
+                self.add_to_group(group), f"joining {group!r}", request["id"], request["type"]
+            )
+            replay = None
+            if history.enabled():
+                replay = await limits.bounded(
+                    history.store_for(conf.CHANNEL_LAYER).replay(group, since),
+                    f"reading the history of {group!r}",
+                    request["id"],
+                    request["type"],
+                )
+        except ProtocolError:
+            self._join_failed(group, was_member)
+            raise
+        return self._note_replay(group, replay)
 
     async def aleave(self, group: str) -> None:
         """End the subscription to ``group`` if there is one."""
         if group in self.subscriptions:
-            await self.remove_from_group(group)
+            try:
+                await limits.bounded(self.remove_from_group(group), f"leaving {group!r}")
+            except ProtocolError:  # hung or down: leave once the layer answers
+                keeper_for(self.channel_layer).discard_later(group, self.channel_name)
 
 
-class SyncSubscriber(SubscriptionRules, LayerGuard, WebsocketConsumer):  # type: ignore[misc]
+class SyncSubscriber(
+    SubscriptionRules,
+    LayerGuard,
+    SyncConnectionGuard,
+    WebsocketConsumer,  # type: ignore[misc]
+):
     """Base of the sync consumers: handlers run in the consumer's thread."""
 
     def connect(self) -> None:
@@ -242,6 +291,7 @@ class SyncSubscriber(SubscriptionRules, LayerGuard, WebsocketConsumer):  # type:
     def remove_from_group(self, name: str) -> None:
         """Leave group ``name``; leaving a group the socket is not in is fine."""
         self.subscriptions.discard(name)
+        self._forget(name)
         async_to_sync(self.channel_layer.group_discard)(name, self.channel_name)
 
     def rohrpost_message(self, event: dict[str, Any]) -> None:
@@ -256,15 +306,42 @@ class SyncSubscriber(SubscriptionRules, LayerGuard, WebsocketConsumer):  # type:
         self._check_limit(group, request)
         if not self.has_permission(group):
             raise self._denied(group, request)
-        self.add_to_group(group)
-        replay = None
-        if history.enabled():
-            store = history.store_for(conf.CHANNEL_LAYER)
-            replay = async_to_sync(store.replay)(group, since)
-        self._note_replay(group, replay)
-        return replay
+        since = self._since_for(group, since)
+        was_member = group in self.subscriptions
+        try:
+            async_to_sync(limits.bounded)(
+                self.channel_layer.group_add(group, self.channel_name),
+                f"joining {group!r}",
+                request["id"],
+                request["type"],
+            )
+            self.subscriptions.add(group)
+            replay = None
+            if history.enabled():
+                replay = async_to_sync(limits.bounded)(
+                    history.store_for(conf.CHANNEL_LAYER).replay(group, since),
+                    f"reading the history of {group!r}",
+                    request["id"],
+                    request["type"],
+                )
+        except ProtocolError:
+            async_to_sync(self._aleave_later)(group, was_member)
+            raise
+        return self._note_replay(group, replay)
+
+    async def _aleave_later(self, group: str, was_member: bool) -> None:
+        # keeper_for needs the event loop the layer runs on.
+        self._join_failed(group, was_member)
 
     def leave(self, group: str) -> None:
         """End the subscription to ``group`` if there is one."""
         if group in self.subscriptions:
-            self.remove_from_group(group)
+            self.subscriptions.discard(group)
+            self._forget(group)
+            try:
+                async_to_sync(limits.bounded)(
+                    self.channel_layer.group_discard(group, self.channel_name),
+                    f"leaving {group!r}",
+                )
+            except ProtocolError:  # hung or down: leave once the layer answers
+                async_to_sync(self._aleave_later)(group, False)

@@ -15,6 +15,7 @@ from django.db import transaction
 from django.test import override_settings
 
 from rohrpost_signals import changes, dispatch
+from rohrpost_signals.failurelog import FailureLog
 from rohrpost_signals.notify import notify_changes, update_and_notify
 from rohrpost_signals.testing import capture_notifications
 from shop.models import Customer, Order, Product
@@ -171,8 +172,9 @@ def test_messages_reach_the_channel_layer(any_layer: str, customer: Customer) ->
 
 
 def test_layer_outage_never_breaks_save_and_delivery_resumes(
-    customer: Customer, caplog: pytest.LogCaptureFixture
+    customer: Customer, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(dispatch, "failed_log", FailureLog("failed"))
     dead = {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
         "CONFIG": {"hosts": [f"redis://127.0.0.1:{services.free_port()}/0"]},
@@ -186,10 +188,16 @@ def test_layer_outage_never_breaks_save_and_delivery_resumes(
         order.status = "paid"
         order.save()
         assert dispatch.flush(timeout=20)
+        # The first failure is logged at once, the other three in the next summary.
+        assert f"Could not send create of shop.Order pk={order.pk}" in caplog.text
+        assert "3 messages to" not in caplog.text
+        dispatch.failed_log.report()
     assert Order.objects.get(pk=order.pk).status == "paid"
     assert dispatch.stats.failed - failed_before == 4
-    assert f"update of shop.Order pk={order.pk}" in caplog.text
-    assert f"'customer-{customer.pk}-orders'" in caplog.text
+    assert "3 messages to 2 groups failed in the last" in caplog.text
+    assert f"update of shop.Order pk={order.pk} to group 'customer-{customer.pk}-orders'" in (
+        caplog.text
+    )
     # The layer is back: the next save is delivered.
     from channels.layers import channel_layers
 

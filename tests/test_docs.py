@@ -134,7 +134,7 @@ def _error_texts() -> set[str]:
         return []
 
     found: set[str] = set()
-    for name in ("protocol.py", "consumers.py", "main.py", "handlers.py"):
+    for name in ("protocol.py", "consumers.py", "main.py", "handlers.py", "limits.py"):
         tree = ast.parse((PACKAGE / name).read_text(encoding="utf-8"))
         for node in ast.walk(tree):
             if not isinstance(node, ast.Call):

@@ -12,10 +12,23 @@ from hypothesis import strategies as st
 
 from tests.ws import assert_alive, connect
 
+# Strings may hold lone surrogates (valid in decoded JSON, not in UTF-8).
+surrogates = st.text(
+    alphabet=st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF, exclude_categories=()),
+    min_size=1,
+    max_size=3,
+)
+strings = st.text(max_size=20) | surrogates
+# Numbers a browser cannot hold: NaN, Infinity, ids beyond 2**53.
+numbers = (
+    st.integers()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=True, allow_infinity=True)
+)
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    st.none() | st.booleans() | numbers | strings,
     lambda children: (
-        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+        st.lists(children, max_size=4) | st.dictionaries(strings, children, max_size=4)
     ),
     max_leaves=12,
 )
@@ -24,10 +37,30 @@ requests = st.fixed_dictionaries(
     {},
     optional={"id": json_values, "type": types, "data": json_values, "auth_jwt": json_values},
 )
+
+
+def nest(depth: int, inner: str, open_: str) -> str:
+    close = "]" if open_ == "[" else "}"
+    opening = "[" if open_ == "[" else '{"a":'
+    return opening * depth + inner + close * depth
+
+
+# Deep nesting: a 2 KB frame nested 1,000 deep once ended the consumer.
+deep = st.builds(
+    lambda depth, bracket, where: (
+        nest(depth, "1", bracket)
+        if where == "top"
+        else '{"id": 1, "type": "ping", "data": ' + nest(depth, "1", bracket) + "}"
+    ),
+    st.integers(min_value=1, max_value=1500),
+    st.sampled_from(["[", "{"]),
+    st.sampled_from(["top", "data"]),
+)
 frames = st.one_of(
     st.text(max_size=60).map(lambda text: ("text", text)),
     json_values.map(lambda value: ("text", json.dumps(value))),
     requests.map(lambda request: ("text", json.dumps(request))),
+    deep.map(lambda text: ("text", text)),
     st.binary(max_size=30).map(lambda data: ("bytes", data)),
 )
 
@@ -41,14 +74,23 @@ pytestmark = [
 ]
 
 
+def _not_json(name: str) -> Any:
+    raise AssertionError(f"{name} in a reply")
+
+
 async def _exchange(batch: list[tuple[str, Any]], kind: str) -> None:
     ws = await connect(kind)
     try:
         for mode, payload in batch:
             # send_input, not send_to: empty frames are valid WebSocket frames too.
             await ws.send_input({"type": "websocket.receive", mode: payload})
-            answer = json.loads(await ws.receive_from(timeout=10))
+            raw = await ws.receive_from(timeout=10)
+            # What a browser's JSON.parse accepts: ASCII, no NaN or Infinity.
+            assert raw.isascii()
+            answer = json.loads(raw, parse_constant=_not_json)
             assert isinstance(answer, dict)
+            assert answer["id"] is None or isinstance(answer["id"], (int, str))
+            assert not isinstance(answer["id"], int) or abs(answer["id"]) < 2**53
             assert "type" in answer
             assert "id" in answer
         # Exactly one reply per frame: nothing else is waiting.

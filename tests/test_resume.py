@@ -168,6 +168,9 @@ async def test_a_since_from_a_lost_counter_means_resync(kind: str, user: User) -
     current = (await subscribe(ws, group))["data"]["seq"]
     await subscribe(ws, group, since=current + 5, id=2)
     assert (await reply(ws))["type"] == "resync-required"
+    await ws.disconnect()
+    # A new socket: one that has the group gets no second replay for an older since.
+    ws = await connect(kind, user)
     await subscribe(ws, group, since=3, id=3)  # an old counter that started at 1
     assert (await reply(ws))["type"] == "resync-required"
     await ws.disconnect()

@@ -133,10 +133,24 @@ ROHRPOST = {
     # Board members only; every other group goes to the library's default policy.
     "SUBSCRIBE_POLICY": "board.realtime.can_subscribe",
 }
-# Integration tests shrink the resume history (the library's defaults otherwise).
-for _option in ("HISTORY_MAX_MESSAGES", "HISTORY_MAX_AGE"):
+# Integration tests shrink the resume history and the budgets (the library's defaults otherwise).
+for _option in (
+    "HISTORY_MAX_MESSAGES",
+    "HISTORY_MAX_AGE",
+    "HISTORY_MAX_BYTES",
+    "MAX_REPLAY_BYTES_PER_MINUTE",
+    "MAX_OUTGOING_BYTES",
+    "MAX_REQUESTS_PER_SECOND",
+    "MAX_REQUEST_BURST",
+    "SUBSCRIBE_TIMEOUT",
+):
     if os.environ.get(f"RPS_{_option}"):
         ROHRPOST[_option] = int(os.environ[f"RPS_{_option}"])
+
+# daphne's runserver (the demo) refuses frames over twice MAX_MESSAGE_BYTES
+# before buffering them, as docs/deployment.rst recommends.
+DAPHNE_WEBSOCKET_MAX_MESSAGE_SIZE = 2 * 65536
+DAPHNE_WEBSOCKET_MAX_FRAME_SIZE = 2 * 65536
 
 AUTH_PASSWORD_VALIDATORS = []
 LANGUAGE_CODE = "en-us"

@@ -14,8 +14,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from .. import exceptions as codes
-from ..exceptions import ProtocolError
-from ..limits import load_json
 from .errors import INTERNAL_ERROR, INVALID_REQUEST, PARSE_ERROR, RpcError
 
 logger = logging.getLogger("rohrpost_signals.jsonrpc")
@@ -80,9 +78,9 @@ def parse(text: str | None, limit: int) -> Parsed:
     if _too_large(text, limit):
         raise _error(INVALID_REQUEST, codes.TOO_LARGE, f"The request is larger than {limit} bytes.")
     try:
-        # The shared hardened loader: depth limit, no NaN/Infinity/overflowing numbers.
-        value = load_json(text)
-    except ProtocolError:
+        value = json.loads(text)
+    except (ValueError, RecursionError):
+        # RecursionError: deeply nested arrays; the frame is refused, the socket lives.
         raise _error(PARSE_ERROR, codes.BAD_JSON) from None
     if isinstance(value, list):
         if not value:

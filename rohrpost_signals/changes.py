@@ -19,7 +19,7 @@ from typing import Any
 from django.db import connections, models, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 
-from . import dispatch, history
+from . import _compat, dispatch, history
 from .conf import conf
 from .encoding import new_message_id, subscription_update
 from .payload import encode_object, group_names_for, object_data
@@ -143,22 +143,17 @@ def _send_merged(changes: list[Change]) -> None:
 
 def _current_batch(connection: BaseDatabaseWrapper) -> Batch:
     batch: Batch | None = getattr(connection, _BATCH_ATTR, None)
-    if batch is not None and not batch.done and _hook_index(connection, batch) is not None:
+    if (
+        batch is not None
+        and not batch.done
+        and _compat.commit_hook_index(connection, batch.flush_hook) is not None
+    ):
         return batch
     batch = Batch()
     setattr(connection, _BATCH_ATTR, batch)
-    # Empty savepoint ids: a savepoint rollback never drops the flush hook.
-    no_savepoints: set[str] = set()
-    connection.run_on_commit.append((no_savepoints, batch.flush_hook, False))  # type: ignore[arg-type]
+    # Outside every savepoint: a savepoint rollback never drops the flush hook.
+    _compat.append_commit_hook(connection, batch.flush_hook)
     return batch
-
-
-def _hook_index(connection: BaseDatabaseWrapper, batch: Batch) -> int | None:
-    hooks = connection.run_on_commit
-    for index in range(len(hooks) - 1, -1, -1):
-        if hooks[index][1] is batch.flush_hook:
-            return index
-    return None
 
 
 def record(
@@ -190,7 +185,4 @@ def record(
     )
     transaction.on_commit(batch.add(change), using=using)
     # Keep the flush hook last so it runs after every marker.
-    index = _hook_index(connection, batch)
-    hooks = connection.run_on_commit
-    if index is not None and index != len(hooks) - 1:
-        hooks.append(hooks.pop(index))
+    _compat.move_commit_hook_last(connection, batch.flush_hook)

@@ -12,6 +12,7 @@ from django.core.checks import Warning as CheckWarning
 from django.db import models
 from django.utils.module_loading import import_string
 
+from . import _compat
 from .conf import DEFAULTS, EVENTS, MODEL_OPTIONS, SETTING_NAME
 from .groups import template_fields
 
@@ -32,6 +33,7 @@ W002 = "rohrpost_signals.W002"  # channels-redis group_expiry too short: members
 E050 = "rohrpost_signals.E050"  # a connection budget that is not a positive number
 E051 = "rohrpost_signals.E051"  # MAX_OUTGOING_BYTES too small for the replies a socket may get
 W050 = "rohrpost_signals.W050"  # the ASGI server accepts frames far larger than MAX_MESSAGE_BYTES
+E090 = "rohrpost_signals.E090"  # a dependency's private API changed shape (see _compat)
 
 _LIMITS = ("MAX_MESSAGE_BYTES", "MAX_SUBSCRIPTIONS", "MAX_PENDING_MESSAGES", "HISTORY_MAX_AGE")
 _BUDGETS = (
@@ -321,3 +323,19 @@ def check_layer_settings(
             )
         )
     return warnings
+
+
+@register(Tags.compatibility)
+def check_dependencies(
+    app_configs: Sequence[Any] | None = None, **kwargs: Any
+) -> list[CheckMessage]:
+    """Fail at start-up, not at run time, when a dependency's private API changed."""
+    return [
+        _error(
+            _compat.describe(distribution, problem),
+            E090,
+            hint="rohrpost_signals relies on this (rohrpost_signals/_compat.py): install the "
+            "previous version of that package, or a rohrpost_signals release that supports it.",
+        )
+        for distribution, problem in _compat.shape_problems()
+    ]

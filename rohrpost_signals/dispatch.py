@@ -32,10 +32,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from asgiref.sync import SyncToAsync
 from channels.layers import get_channel_layer
 
-from . import history
+from . import _compat, history
 from .conf import conf
 from .failurelog import FailureLog
 
@@ -255,23 +254,13 @@ async def _send(item: Outgoing) -> None:
         stats.sent += 1
 
 
-def _running_loop() -> asyncio.AbstractEventLoop | None:
-    # Unlike get_running_loop(), no exception to raise and catch on every save.
-    return asyncio._get_running_loop()
+# Unlike get_running_loop(), no exception to raise and catch on every save.
+_running_loop = _compat.running_loop
 
 
 def _server_loop() -> asyncio.AbstractEventLoop | None:
     """The event loop of the ASGI server whose sync thread we run in, if any."""
-    loop = _running_loop()
-    if loop is not None:
-        return loop
-    local = SyncToAsync.threadlocal
-    if getattr(local, "main_event_loop_pid", None) != os.getpid():
-        return None
-    loop = getattr(local, "main_event_loop", None)
-    if loop is not None and loop.is_running() and not loop.is_closed():
-        return loop  # type: ignore[no-any-return]
-    return None
+    return _compat.running_loop() or _compat.server_loop_of_sync_thread()
 
 
 @dataclass

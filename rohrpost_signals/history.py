@@ -34,6 +34,7 @@ from typing import Any
 
 from django.conf import settings
 
+from . import _compat
 from .conf import conf
 
 
@@ -188,25 +189,22 @@ class RedisHistory:
     """Counters and history in the Redis behind a channels-redis layer."""
 
     def __init__(self, hosts: list[Any], prefix: str) -> None:
-        from channels_redis.utils import decode_hosts
-
-        self._hosts = decode_hosts(hosts)
+        self._hosts = _compat.redis_hosts(hosts)
         self._prefix = prefix
         self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, list[Any]] = (
             weakref.WeakKeyDictionary()
         )
 
     def _client(self, group: str) -> Any:
-        from channels_redis.utils import _consistent_hash, create_pool
         from redis import asyncio as aioredis
 
         loop = asyncio.get_running_loop()
         clients = self._clients.get(loop)
         if clients is None:
             clients = self._clients[loop] = [
-                aioredis.Redis(connection_pool=create_pool(host)) for host in self._hosts
+                aioredis.Redis(connection_pool=_compat.redis_pool(host)) for host in self._hosts
             ]
-        return clients[_consistent_hash(group, len(clients))]
+        return clients[_compat.redis_shard(group, len(clients))]
 
     def _keys(self, group: str) -> list[str]:
         return [

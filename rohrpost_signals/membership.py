@@ -24,6 +24,7 @@ import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from . import _compat
 from .dispatch import stats
 
 logger = logging.getLogger("rohrpost_signals")
@@ -59,14 +60,14 @@ class LayerGuard:
     subscriptions: set[str]
     _layer_receive: Callable[[], Awaitable[dict[str, Any]]]
 
-    @property
-    def channel_receive(self) -> Callable[[], Awaitable[dict[str, Any]]]:
-        return self._guarded_receive
-
-    @channel_receive.setter
-    def channel_receive(self, receive: Callable[[], Awaitable[dict[str, Any]]]) -> None:
+    def _take_layer_receive(self, receive: Callable[[], Awaitable[dict[str, Any]]]) -> None:
         self._layer_receive = receive
         keeper_for(self.channel_layer).track(self)
+
+    channel_receive = _compat.guard_channel_receive(
+        lambda consumer, receive: consumer._take_layer_receive(receive),
+        lambda consumer: consumer._guarded_receive,
+    )
 
     async def _guarded_receive(self) -> dict[str, Any]:
         delay = RETRY_FIRST
@@ -182,11 +183,11 @@ class MembershipKeeper:
 
     async def _markers_lost(self) -> bool:
         """Whether a shard lost this process's marker key (its data with it)."""
-        key = f"{self.layer.prefix}:rps:worker:{self.layer.client_prefix}"
+        key = f"{self.layer.prefix}:rps:worker:{_compat.layer_process_name(self.layer)}"
         lost = False
-        for index in range(self.layer.ring_size):
+        for index in range(_compat.layer_shard_count(self.layer)):
             # GET then SET rather than SET ... GET, which needs Redis 6.2.
-            pipe = self.layer.connection(index).pipeline(transaction=False)
+            pipe = _compat.layer_connection(self.layer, index).pipeline(transaction=False)
             pipe.get(key)
             pipe.set(key, b"1", ex=_MARKER_TTL)
             previous, _ = await pipe.execute()

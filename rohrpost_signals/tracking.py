@@ -9,6 +9,8 @@ from typing import Any
 from django.db import models
 from model_utils import FieldTracker
 
+from . import _compat
+
 _TRACKER_NAME = "_rohrpost_tracker"
 
 
@@ -70,11 +72,7 @@ def bind_tracker(model: type[models.Model], field_names: Sequence[str]) -> Track
             name = _TRACKER_NAME
             while hasattr(model, name):
                 name += "_"
-            # What contribute_to_class() would do, minus waiting for class_prepared:
-            # the class is long prepared when the app registry runs.
-            tracker.name = name
-            tracker.attname = f"_{name}"
-            tracker.finalize_class(sender=model)
+            _compat.attach_tracker(tracker, model, name)
             _attached[(model, wanted)] = tracker
         covered = {name: name for name in wanted}
     fields = tuple(
@@ -99,7 +97,7 @@ def changed_fields(instance: models.Model, binding: TrackerBinding) -> list[str]
     if tracker is None:
         # Loaded before the tracker was attached: nothing to compare against.
         return [field.name for field in binding.fields]
-    saved: dict[str, Any] = tracker.saved_data
+    saved = _compat.tracker_saved_values(tracker)
     changed = []
     for field in binding.fields:
         if field.attname not in values:

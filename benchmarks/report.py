@@ -120,10 +120,29 @@ def save_tables(save: dict[str, Any]) -> list[Table]:
         "sent. Sender's share: the rest; the background sender runs in the same process "
         "and takes turns with save() for the GIL.",
     )
+    serializer = Table(
+        "1d. Payload from a Django REST framework ModelSerializer instead of the fields "
+        "list (rohrpost_signals, medians, us)",
+        ["database, layer, transaction", "fields list: added", "DRF serializer: added", "ratio"],
+        note="Both build the same object (id, name, counter); added over the unwatched save.",
+    )
     for combo, result in save.items():
         if "error" in result:
             per_save.add(combo, result["error"], "", "", "", "", "", "")
             continue
+        for mode in ("outside", "inside"):
+            if "signals_drf" not in result["per_save_ns"]:
+                break
+            med = {
+                v: median(us(result["per_save_ns"][v][mode]))
+                for v in ("plain", "signals", "signals_drf")
+            }
+            serializer.add(
+                f"{combo}, {'in atomic()' if mode == 'inside' else 'autocommit'}",
+                fmt_added(med["signals"] - med["plain"]),
+                fmt_added(med["signals_drf"] - med["plain"]),
+                ratio(med["signals_drf"] - med["plain"], med["signals"] - med["plain"]),
+            )
         for mode in ("outside", "inside"):
             if "signals_tracker" not in result["per_save_ns"]:
                 break
@@ -162,7 +181,7 @@ def save_tables(save: dict[str, Any]) -> list[Table]:
                 ratio(dadded["signals"], dadded["rohrpost"]),
                 ratio(dadded["signals"], dadded["dcrf"]),
             )
-    return [per_save, drained, parts]
+    return [per_save, drained, parts, serializer]
 
 
 def delivery_lines(save: dict[str, Any]) -> list[str]:

@@ -39,13 +39,17 @@ MODES = ("outside", "inside")
 
 # Two more runs of the rohrpost_signals model split its added cost in three:
 # the field tracker alone (our receiver disconnected), then tracker and
-# receiver with the send intercepted; the rest is the sender's share.
-PARTS = ("signals_tracker", "signals_nosend")
+# receiver with the send intercepted; the rest is the sender's share. A third
+# builds the same payload with a DRF ModelSerializer instead of ``fields``.
+PARTS = ("signals_tracker", "signals_nosend", "signals_drf")
+DRF_SERIALIZER = "benchmarks.benchapp.serializers.SignalsItemSerializer"
 
 
 @contextmanager
 def part(variant: str) -> Iterator[None]:
+    from django.conf import settings
     from django.db.models.signals import post_save
+    from django.test import override_settings
 
     from rohrpost_signals import dispatch
     from rohrpost_signals.receivers import on_post_save
@@ -69,6 +73,13 @@ def part(variant: str) -> Iterator[None]:
             yield
         finally:
             dispatch.interceptors.remove(swallow)
+    elif variant == "signals_drf":
+        label = "benchapp.SignalsItem"
+        options = {**settings.ROHRPOST["MODELS"][label], "serializer": DRF_SERIALIZER}
+        models = {**settings.ROHRPOST["MODELS"], label: options}
+        # The registry is rebuilt on entry and exit, outside the timed saves.
+        with override_settings(ROHRPOST={**settings.ROHRPOST, "MODELS": models}):
+            yield
     else:
         yield
 
@@ -132,7 +143,8 @@ def run(n: int, chunks: int, warmup: int) -> dict[str, Any]:
             for mode in MODES if index % 2 == 0 else MODES[::-1]:
                 chunk(variant, mode, size, record=True)
     after = dispatch.stats.as_dict()
-    signals_saves = sum(len(per_save["signals"][m]) for m in MODES)
+    # Both variants that send: the fields list and the DRF serializer.
+    signals_saves = sum(len(per_save[v][m]) for v in ("signals", "signals_drf") for m in MODES)
     return {
         "per_save_ns": per_save,
         "drained_ns": drained,

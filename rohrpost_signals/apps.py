@@ -13,11 +13,13 @@ class RohrpostSignalsConfig(AppConfig):
 
     def ready(self) -> None:
         from . import checks, handlers  # noqa: F401 - registers checks and built-in handlers
+        from .compatchecks import register as register_compat_checks
         from .framelimit import warn_if_server_limit_too_large
         from .layerlog import install as count_layer_drops
         from .watching import registry
 
         registry.rebuild()
+        register_compat_checks()
         count_layer_drops()
         warn_if_server_limit_too_large()
         setting_changed.connect(_rebuild_on_change, dispatch_uid="rohrpost_signals.settings")

@@ -368,3 +368,22 @@ def test_each_expected_failure_of_rohrposts_suite_names_a_migrating_section() ->
     labels = {label for label, _exception in module.EXPECTED_FAILURES.values()}
     assert labels == set(module.SECTIONS)
     assert [label for label in labels if f".. _{label}:" not in migrating] == []
+
+
+# --- system checks ------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_unusable_encoder_and_serializer_class_attributes_are_warned_about(
+    product_hooks: Callable[..., None],
+) -> None:
+    from rohrpost_signals.compatchecks import check_model_attributes
+
+    assert check_model_attributes() == []
+    product_hooks(encoder="json", serializer_class=lambda product: None)
+    assert [w.id for w in check_model_attributes()] == [
+        "rohrpost_signals.W060",
+        "rohrpost_signals.W061",
+    ]
+    product_hooks(encoder=FloatDecimals, serializer_class=dict)
+    assert check_model_attributes() == []

@@ -34,7 +34,7 @@ from typing import Any, NamedTuple
 
 from channels.layers import get_channel_layer
 
-from . import _compat, history
+from . import _compat, hints, history
 from .conf import conf
 from .failurelog import FailureLog
 
@@ -241,6 +241,7 @@ async def _send(item: Outgoing) -> None:
             event["group"] = item.group
             event["seq"] = seq
         await layer.group_send(item.group, event)
+        hints.after_send(layer, item.group, item.origin)
     except Exception as exc:
         stats.failed += 1
         stats.last_error = f"{type(exc).__name__}: {exc}"

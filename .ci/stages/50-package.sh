@@ -53,6 +53,9 @@ if stray:
 for needed in (
     "rohrpost_signals/py.typed",
     "rohrpost_signals/static/rohrpost_signals/rohrpost.js",
+    "rohrpost_signals/static/rohrpost_signals/rohrpost.mjs",
+    "rohrpost_signals/static/rohrpost_signals/rohrpost.d.ts",
+    "rohrpost_signals/templatetags/rohrpost.py",
     "rohrpost_signals/apps.py",
 ):
     if needed not in names:
@@ -68,6 +71,9 @@ for needed in (
     "setup.cfg",
     "pyproject.toml",
     "rohrpost_signals/static/rohrpost_signals/rohrpost.js",
+    "rohrpost_signals/static/rohrpost_signals/rohrpost.mjs",
+    "package.json",
+    "js/build.mjs",
     "docs/conf.py",
     "tests/test_docs.py",
 ):

@@ -6,6 +6,7 @@ browser tests rely on.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -191,3 +192,12 @@ def test_the_page_mentions_manage_py_shell_only_when_it_would_work(
     assert b"manage.py shell" not in client.get("/").content
     settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels_redis.core.RedisChannelLayer"}}
     assert b"manage.py shell" in client.get("/").content
+
+
+def test_every_page_links_a_favicon_that_exists() -> None:
+    from django.contrib.staticfiles import finders
+
+    page = Client().get("/accounts/login/").content.decode()
+    icon = re.search(r'<link rel="icon" href="/static/([^"]+)"', page)
+    assert icon, "no favicon link: browsers ask for /favicon.ico and get a 404"
+    assert finders.find(icon.group(1))

@@ -28,10 +28,12 @@ function connected(options) {
   return c;
 }
 
-/** Record every emission of the given events, in order. */
+/** Record every emission of the given events, in order: [event, data] or, with a frame, [event, data, frame]. */
 function record(c, ...events) {
   const seen = [];
-  for (const event of events) c.on(event, (...args) => seen.push([event, ...args]));
+  for (const event of events) {
+    c.on(event, (data, message) => seen.push(message === null ? [event, data] : [event, data, message]));
+  }
   return seen;
 }
 
@@ -167,7 +169,9 @@ test("updates are emitted as subscription-update and under their group", async (
   assert.equal(seen.length, 2);
   assert.deepEqual(seen[0].slice(0, 2), ["subscription-update", data]);
   assert.equal(seen[0][2].id, 8731);
-  assert.deepEqual(seen[1], ["card-3", null, data]); // rohrpost.js listener signature (err, data)
+  // Under the group's name with the same (data, message) signature.
+  assert.deepEqual(seen[1].slice(0, 2), ["card-3", data]);
+  assert.equal(seen[1][2].id, 8731);
 });
 
 test("pings carry no data, and a pong schedules the next one", async () => {

@@ -103,6 +103,10 @@
       demo.updates.push(data);
       logActivity(describe(data), data.type);
     });
+    client.on("unsubscribed", function (info) {
+      demo.refused.push(info.group);
+      logActivity("the server ended " + info.group + " (" + info.reason + ")", "error");
+    });
     client.on("error", function (error) {
       if (error.group) demo.refused.push(error.group);
       logActivity("error: " + error.message, "error");
@@ -374,7 +378,7 @@
     }
 
     var client = connect(root.dataset.wsPath);
-    client.on(group, function (error, data) {
+    client.on(group, function (data) {
       if (data.type === "delete") deleted();
       else show(data.object);
     });

@@ -4,8 +4,10 @@ Every entry (a section of the page) must quote at least one thing the
 library emits, and each quote must be found in the code as it is now:
 
 * ``:Log:`` an example log line; it must match the %-format string of a
-  string literal in the package (the placeholders stand for the example's
-  values), so rewording a message in the code fails here;
+  string literal in the package (f-strings count, their fields being
+  placeholders; the placeholders stand for the example's values), possibly
+  one nested in another's placeholder, and those literals must account for
+  most of the line; so rewording a message in the code fails here;
 * ``:Error code:`` a code of an error reply, one of
   ``rohrpost_signals.exceptions.ERROR_CODES``;
 * ``:Check:`` a system check id that the package emits;
@@ -62,32 +64,64 @@ def _unquote(value: str) -> str:
 
 
 def package_strings() -> set[str]:
-    """Every string literal in the package (implicit concatenation is one literal)."""
+    """Every string literal in the package as a %-template (an f-string's fields become %s)."""
     strings: set[str] = set()
     for path in PACKAGE.rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.Constant) and isinstance(node.value, str):
                 strings.add(node.value)
+            elif isinstance(node, ast.JoinedStr):
+                strings.add(
+                    "".join(
+                        part.value.replace("%", "%%")
+                        if isinstance(part, ast.Constant) and isinstance(part.value, str)
+                        else "%s"
+                        for part in node.values
+                    )
+                )
     return strings
 
 
 def format_pattern(template: str) -> re.Pattern[str]:
-    """A regex that matches what ``template % args`` can print."""
+    """A regex that matches what ``template % args`` can print; each placeholder is a group."""
     parts = []
     position = 0
     for match in CONVERSION.finditer(template):
         parts.append(re.escape(template[position : match.start()].replace("%%", "%")))
-        parts.append(".+?")
+        parts.append("(.+?)")
         position = match.end()
     parts.append(re.escape(template[position:].replace("%%", "%")))
     return re.compile("".join(parts), re.DOTALL)
 
 
-def log_templates() -> list[re.Pattern[str]]:
+class Template:
+    def __init__(self, text: str) -> None:
+        self.pattern = format_pattern(text)
+        self.literal = len(CONVERSION.sub("", text).replace("%%", "%"))
+
+
+def log_templates() -> list[Template]:
     # Only literals long enough to be a message; placeholders alone say nothing.
-    return [
-        format_pattern(text) for text in package_strings() if len(CONVERSION.sub("", text)) >= 12
-    ]
+    return [Template(text) for text in package_strings() if len(CONVERSION.sub("", text)) >= 12]
+
+
+def explained(line: str, templates: list[Template], depth: int = 2) -> int:
+    """How many characters of ``line`` the code's literal text accounts for."""
+    best = 0
+    for template in templates:
+        match = template.pattern.fullmatch(line)
+        if not match:
+            continue
+        inner = 0
+        if depth > 1:
+            inner = sum(explained(group, templates, depth - 1) for group in match.groups())
+        best = max(best, template.literal + inner)
+    return best
+
+
+def printed_by_the_code(line: str, templates: list[Template]) -> bool:
+    # Example values (ids, error texts) may be long; the code's own words must be most of it.
+    return explained(line, templates) >= 0.5 * len(line)
 
 
 def check_ids() -> set[str]:
@@ -125,7 +159,7 @@ def test_every_entry_quotes_what_the_library_prints(title: str) -> None:
 
     templates = log_templates()
     for line in fields.get("Log", []):
-        assert any(t.fullmatch(line) for t in templates), (
+        assert printed_by_the_code(line, templates), (
             f"{title!r} quotes a log line the code no longer prints: {line!r}"
         )
     for code in fields.get("Error code", []):
@@ -137,9 +171,17 @@ def test_every_entry_quotes_what_the_library_prints(title: str) -> None:
 
 
 def test_the_matcher_tells_a_reworded_line_apart() -> None:
-    pattern = format_pattern("Could not send %s to group %r through channel layer %r: %s")
-    assert pattern.fullmatch("Could not send x to group 'g' through channel layer 'default': E")
-    assert not pattern.fullmatch("Could not deliver x to group 'g' through channel layer 'd': E")
-    assert format_pattern("%d rohrpost messages were still queued at exit.").fullmatch(
-        "3 rohrpost messages were still queued at exit."
-    )
+    templates = [
+        Template("Could not send %s to group %r through channel layer %r: %s"),
+        Template("%s (further ones are counted and logged every %g s)"),
+        Template("%d rohrpost messages were still queued at exit."),
+    ]
+    sent = "Could not send x to group 'g' through channel layer 'default': E"
+    assert printed_by_the_code(sent, templates)
+    later = " (further ones are counted and logged every 10 s)"
+    assert printed_by_the_code(sent + later, templates)
+    assert not printed_by_the_code(sent.replace("send", "deliver"), templates)
+    # A generic wrapper alone does not vouch for what it wraps.
+    made_up = "The history of group 'g' was lost and nobody knows why, again"
+    assert not printed_by_the_code(made_up + later, templates)
+    assert printed_by_the_code("3 rohrpost messages were still queued at exit.", templates)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import random
 from json.encoder import encode_basestring_ascii as _encode_string  # what encode() does
@@ -30,6 +31,17 @@ def encode(value: Any) -> str:
         if "Out of range float" not in str(exc):
             raise
         return _encoder.encode(_finite(value))
+
+
+def encode_with(encoder: type[json.JSONEncoder], value: Any) -> str:
+    """:func:`encode` with a project's encoder class (rohrpost's ``encoder`` attributes)."""
+    options: dict[str, Any] = {"separators": (",", ":"), "ensure_ascii": True, "allow_nan": False}
+    try:
+        return json.dumps(value, cls=encoder, **options)
+    except ValueError as exc:
+        if "Out of range float" not in str(exc):
+            raise
+        return json.dumps(_finite(value), cls=encoder, **options)
 
 
 def _finite(value: Any) -> Any:

@@ -6,8 +6,7 @@ import json
 import logging
 from typing import Any
 
-from .encoding import encode
-from .jsoncompat import encode_with
+from .encoding import encode, encode_with
 
 logger = logging.getLogger("rohrpost_signals")
 

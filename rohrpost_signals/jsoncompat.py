@@ -4,7 +4,8 @@ rohrpost 4 encoded with a ``TolerantJSONEncoder`` that turned any mapping
 into an object and any other collection (sets, ``UserList``...) into an
 array. Projects relied on it, so our encoder does the same after Django's
 types; models and consumers that name their own encoder class
-(``encoder`` / ``json_encoder``, as in rohrpost) get it.
+(``encoder`` / ``json_encoder``, as in rohrpost) get it through
+``encoding.encode_with``.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 
 from django.core.serializers.json import DjangoJSONEncoder
 
-__all__ = ["TolerantJSONEncoder", "encode_with", "encoder_class", "tolerant_default"]
+__all__ = ["TolerantJSONEncoder", "encoder_class", "tolerant_default"]
 
 
 def tolerant_default(value: Any) -> Any:
@@ -42,8 +43,3 @@ def encoder_class(value: object) -> type[json.JSONEncoder] | None:
     if isinstance(value, type) and issubclass(value, json.JSONEncoder):
         return value
     return None
-
-
-def encode_with(encoder: type[json.JSONEncoder], value: Any) -> str:
-    """Encode with a project's encoder class: compact, ASCII-safe, no NaN/Infinity."""
-    return json.dumps(value, cls=encoder, separators=(",", ":"), allow_nan=False)

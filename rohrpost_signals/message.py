@@ -176,19 +176,36 @@ async def asend_error(
 
 
 def send_to_group(
-    group: str,
-    handler: str,
+    group: str | None = None,
+    handler: str | dict[str, Any] | None = None,
     data: Any = None,
     message_id: Any = None,
     error: Any = None,
+    *,
+    group_name: str | None = None,
+    message: str | dict[str, Any] | None = None,
 ) -> None:
     """Send a message to every socket in ``group``.
+
+    ``send_to_group("news", "headline", data=...)`` builds the frame (with a
+    random ``id``). rohrpost's form, ``send_to_group(group_name="news",
+    message={...})`` (or the dict as second argument), sends a finished
+    message: a dict is encoded once, text goes as it is.
 
     Returns at once: the message is queued to the channel layer
     (``ROHRPOST["CHANNEL_LAYER"]``) and sent in order; failures are logged.
     """
-    if not is_valid_group_name(group):
-        raise ValueError(f"{group!r} is not a valid Channels group name.")
-    text = build_text(handler, message_id, error, data)
-    origin = f"{handler!r} message"
-    dispatch.submit(dispatch.Outgoing(conf.CHANNEL_LAYER, group, text, origin))
+    name = group if group is not None else group_name
+    if not is_valid_group_name(name):
+        raise ValueError(f"{name!r} is not a valid Channels group name.")
+    assert name is not None
+    finished = message if message is not None else handler if isinstance(handler, dict) else None
+    if finished is not None:
+        text = finished if isinstance(finished, str) else encode(finished)
+        origin = "finished group message"
+    elif isinstance(handler, str) and handler:
+        text = build_text(handler, message_id, error, data)
+        origin = f"{handler!r} message"
+    else:
+        raise TypeError("send_to_group() needs a handler (the message type) or a message.")
+    dispatch.submit(dispatch.Outgoing(conf.CHANNEL_LAYER, name, text, origin))

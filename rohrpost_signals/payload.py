@@ -8,9 +8,8 @@ from typing import Any
 
 from django.db import models
 
-from .encoding import encode
+from .encoding import encode, encode_with
 from .groups import default_group_name, format_template, is_valid_group_name
-from .jsoncompat import encode_with
 from .watching import WatchedModel
 
 logger = logging.getLogger("rohrpost_signals")

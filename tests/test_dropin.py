@@ -134,6 +134,29 @@ def test_objects_nobody_can_encode_still_raise() -> None:
         send_message(consumer=TextDouble(), handler="x", data={"x": object()})
 
 
+@pytest.mark.django_db(transaction=True)
+def test_send_to_group_takes_rohrposts_finished_message() -> None:
+    from rohrpost_signals.message import send_to_group
+
+    frame = {"id": 1, "type": "headline", "data": {"tags": {"a"}}}
+    with capture_notifications() as sent:
+        send_to_group(group_name="news", message=frame)
+        send_to_group("news", frame)
+        send_to_group(group_name="news", message='{"type":"as-is"}')
+        send_to_group("news", "headline", data={"n": 1})
+    assert [n.message for n in sent[:3]] == [
+        {"id": 1, "type": "headline", "data": {"tags": ["a"]}},
+        {"id": 1, "type": "headline", "data": {"tags": ["a"]}},
+        {"type": "as-is"},
+    ]
+    assert sent[3].message["type"] == "headline"
+    assert sent[3].message["data"] == {"n": 1}
+    with pytest.raises(ValueError, match="not a valid Channels group name"):
+        send_to_group(group_name="no spaces", message=frame)
+    with pytest.raises(TypeError, match="needs a handler"):
+        send_to_group("news")
+
+
 # --- handlers ------------------------------------------------------------------
 
 
@@ -320,12 +343,19 @@ def test_a_payload_with_a_set_and_a_user_dict_is_sent(product_hooks: Callable[..
 @pytest.mark.django_db(transaction=True)
 def test_the_models_encoder_attribute_is_used(product_hooks: Callable[..., None]) -> None:
     def get_push_notification_data(self: Product, updated_fields: Any, message_type: Any) -> Any:
-        return {"id": self.pk, "price": self.price}
+        ratio = float("nan") if self.name == "broken" else 1.0
+        return {"id": self.pk, "price": self.price, "ratio": ratio}
 
     product_hooks(get_push_notification_data=get_push_notification_data, encoder=FloatDecimals)
     with capture_notifications() as sent:
         product = Product.objects.create(name="lamp", price=decimal.Decimal("2.50"))
-    assert [n.object for n in sent] == [{"id": product.pk, "price": 2.5}]
+        product.name = "broken"
+        product.save()
+    # NaN is no JSON a browser reads: null, as with the library's own encoder.
+    assert [n.object for n in sent] == [
+        {"id": product.pk, "price": 2.5, "ratio": 1.0},
+        {"id": product.pk, "price": 2.5, "ratio": None, "updated_fields": ["name"]},
+    ]
 
 
 @pytest.mark.django_db(transaction=True)

@@ -41,6 +41,7 @@ ROUTES = {
     "signals": "ws/signals/",
     "rohrpost": "ws/rohrpost/",
     "dcrf": "ws/dcrf/",
+    "jsonrpc": "ws/jsonrpc/",  # benchmarks.jsonrpc
 }
 LIVE_VARIANTS = ("floor", "signals", "rohrpost", "dcrf")
 

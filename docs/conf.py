@@ -66,6 +66,7 @@ nitpick_ignore_regex = [
     # Type variables and private aliases that autodoc prints in signatures.
     ("py:class", r"rohrpost_signals\..*\.(H|M|Handler|Policy|Serializer)"),
     ("py:class", r"(H|M|Handler|Policy|Serializer)"),
+    ("py:class", r"rohrpost_signals\.jsonrpc\.(registry\.F|frames\.Call)"),
     ("py:class", r"rohrpost_signals\.testing\.Notification"),
 ]
 

@@ -59,7 +59,10 @@ def field(body: str, name: str) -> str | None:
 
 
 def package_sources() -> dict[str, str]:
-    return {p.name: p.read_text(encoding="utf-8") for p in sorted(PACKAGE.rglob("*.py"))}
+    return {
+        p.relative_to(PACKAGE).as_posix(): p.read_text(encoding="utf-8")
+        for p in sorted(PACKAGE.rglob("*.py"))
+    }
 
 
 # --- settings -----------------------------------------------------------------
@@ -130,7 +133,14 @@ def _error_texts() -> set[str]:
         return []
 
     found: set[str] = set()
-    for name in ("protocol.py", "consumers.py", "main.py", "handlers.py", "limits.py"):
+    for name in (
+        "protocol.py",
+        "consumers.py",
+        "subscriptions.py",
+        "main.py",
+        "handlers.py",
+        "limits.py",
+    ):
         tree = ast.parse((PACKAGE / name).read_text(encoding="utf-8"))
         for node in ast.walk(tree):
             if not isinstance(node, ast.Call):

@@ -186,8 +186,16 @@ def from_group_text(text: str) -> str:
     if match is not None and text.endswith("}"):
         return f'{{"jsonrpc":"2.0","method":"{match.group(1)}","params":{text[match.end() : -1]}}}'
     # Any other group message (``send_to_group``, ``notify_group``): method is its type.
-    message = json.loads(text)
+    try:
+        message = json.loads(text)
+    except (ValueError, RecursionError):
+        message = None
+    if not isinstance(message, dict) or not isinstance(message.get("type"), str):
+        # Not a rohrpost message (a project's own group_send): pass it on whole.
+        return notification_text(
+            "message", message if message is not None else text, json.JSONEncoder
+        )
     params = message.get("data")
     if "error" in message:
         params = {"data": params, "error": message["error"]}
-    return notification_text(str(message.get("type")), params, json.JSONEncoder)
+    return notification_text(message["type"], params, json.JSONEncoder)

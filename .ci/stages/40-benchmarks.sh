@@ -11,3 +11,5 @@ fi
 "$PY" -m pip install --quiet -e ".[bench]"
 "$PY" -m benchmarks --quick
 test -s benchmarks/results/quick.txt
+"$PY" -m benchmarks.jsonrpc --quick
+test -s benchmarks/results/jsonrpc-quick.txt

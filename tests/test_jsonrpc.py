@@ -314,3 +314,19 @@ async def test_the_subscription_limit_applies(kind: str, user: User, settings: A
         third = await ws_exchange(ws, call("subscribe", ["product-1"]))
         assert third["result"]["group"] == "product-1"
     await ws.disconnect()
+
+
+@pytest.mark.parametrize("kind", SOCKETS)
+async def test_the_request_rate_limit_counts_each_call_of_a_batch(kind: str, settings: Any) -> None:
+    limited = {**settings.ROHRPOST, "MAX_REQUESTS_PER_SECOND": 0.001, "MAX_REQUEST_BURST": 3}
+    with override_settings(ROHRPOST=limited):
+        ws = await connect(kind)
+        await ws.send_to(
+            text_data=json.dumps([json.loads(call("get_data", call_id=n)) for n in range(5)])
+        )
+        replies = sorted(await frame(ws), key=lambda r: r["id"])
+    assert [r.get("result") for r in replies[:3]] == [["hello", 5]] * 3
+    for reply in replies[3:]:
+        assert reply["error"]["code"] == -32005
+        assert reply["error"]["data"]["reason"] == "rate-limited"
+    await ws.disconnect()

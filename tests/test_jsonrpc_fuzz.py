@@ -17,7 +17,11 @@ from hypothesis import strategies as st
 from tests.jsonrpc_clients import connect, frame
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**63)
+    | st.floats(allow_nan=False)
+    | st.text(max_size=20),
     lambda children: (
         st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
     ),
@@ -79,12 +83,24 @@ def _is_notification(item: Any) -> bool:
     return item.get("id") is None  # JSON-RPC 1.0
 
 
+def _not_json(name: str) -> Any:
+    raise ValueError(name)
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise ValueError(text)
+    return value
+
+
 def expected_replies(mode: str, payload: Any) -> int | None:
     """``None``: no reply; ``-1``: one reply object; ``n``: an array of ``n`` replies."""
     if mode == "bytes":
         return -1
     try:
-        value = json.loads(payload)
+        # JSON as RFC 8259 has it: no NaN or Infinity (Python's json reads them).
+        value = json.loads(payload, parse_constant=_not_json, parse_float=_finite)
     except ValueError:
         return -1
     if isinstance(value, list):

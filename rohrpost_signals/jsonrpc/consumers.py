@@ -9,16 +9,19 @@ with the rohrpost consumers.
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 from django.core.serializers.json import DjangoJSONEncoder
 
+from .. import limits
 from ..conf import conf
 from ..protocol import subscription_group, subscription_since
 from ..subscriptions import AsyncSubscriber, SubscriptionRules, SyncSubscriber
 from .calls import RpcContext, arun, context_for, error_for, reply_to, run
 from .errors import RpcError
 from .frames import (
+    LAST_RESORT_REPLY,
     V2,
     Call,
     Invalid,
@@ -33,6 +36,8 @@ from .frames import (
 from .registry import BUILTINS
 
 __all__ = ["JsonRpcConsumer", "SyncJsonRpcConsumer"]
+
+logger = logging.getLogger("rohrpost_signals.jsonrpc")
 
 
 def _builtin_request(call: Call) -> dict[str, Any]:
@@ -71,6 +76,13 @@ class _JsonRpcSocket(SubscriptionRules):
         except RpcError as error:
             return encode_reply(error_reply(V2, None, error), self.json_encoder_class)
 
+    def _rate_limited(self, call: Call) -> RpcError | None:
+        """The error for a call over the connection's request rate, if it is."""
+        budgets = limits.budgets_of(self)
+        if budgets.allow_request():
+            return None
+        return error_for(budgets.rate_limited(call.id, call.method), call)
+
     def _reply_text(self, parsed: Parsed, replies: list[dict[str, Any] | None]) -> str | None:
         texts = [encode_reply(r, self.json_encoder_class) for r in replies if r is not None]
         if parsed.batch:
@@ -85,6 +97,13 @@ class JsonRpcConsumer(_JsonRpcSocket, AsyncSubscriber):
     """
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        try:
+            await self._receive(text_data)
+        except Exception:  # no frame may end the consumer; this one still gets a reply
+            logger.exception("Answering a JSON-RPC frame failed")
+            await self.send(text_data=LAST_RESORT_REPLY)
+
+    async def _receive(self, text_data: str | None) -> None:
         parsed = self._parse(text_data)
         if isinstance(parsed, str):
             await self.send(text_data=parsed)
@@ -100,6 +119,9 @@ class JsonRpcConsumer(_JsonRpcSocket, AsyncSubscriber):
     async def _answer(self, item: Call | Invalid, after: list[str]) -> dict[str, Any] | None:
         if isinstance(item, Invalid):
             return error_reply(item.version, item.id, item.error)
+        refused = self._rate_limited(item)
+        if refused is not None:
+            return reply_to(item, error=refused)
         if item.method not in BUILTINS:
             return await arun(item, self.rpc_context(item))
         try:
@@ -132,6 +154,13 @@ class SyncJsonRpcConsumer(_JsonRpcSocket, SyncSubscriber):
     """
 
     def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        try:
+            self._receive(text_data)
+        except Exception:  # no frame may end the consumer; this one still gets a reply
+            logger.exception("Answering a JSON-RPC frame failed")
+            self.send(text_data=LAST_RESORT_REPLY)
+
+    def _receive(self, text_data: str | None) -> None:
         parsed = self._parse(text_data)
         if isinstance(parsed, str):
             self.send(text_data=parsed)
@@ -147,6 +176,9 @@ class SyncJsonRpcConsumer(_JsonRpcSocket, SyncSubscriber):
     def _answer(self, item: Call | Invalid, after: list[str]) -> dict[str, Any] | None:
         if isinstance(item, Invalid):
             return error_reply(item.version, item.id, item.error)
+        refused = self._rate_limited(item)
+        if refused is not None:
+            return reply_to(item, error=refused)
         if item.method not in BUILTINS:
             return run(item, self.rpc_context(item))
         try:

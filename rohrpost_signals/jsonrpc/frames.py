@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from .. import exceptions as codes
+from ..exceptions import ProtocolError
+from ..limits import load_json
 from .errors import INTERNAL_ERROR, INVALID_REQUEST, PARSE_ERROR, RpcError
 
 logger = logging.getLogger("rohrpost_signals.jsonrpc")
@@ -78,10 +80,11 @@ def parse(text: str | None, limit: int) -> Parsed:
     if _too_large(text, limit):
         raise _error(INVALID_REQUEST, codes.TOO_LARGE, f"The request is larger than {limit} bytes.")
     try:
-        value = json.loads(text)
-    except (ValueError, RecursionError):
-        # RecursionError: deeply nested arrays; the frame is refused, the socket lives.
-        raise _error(PARSE_ERROR, codes.BAD_JSON) from None
+        # The loader both protocols share: a depth limit, and no NaN, Infinity
+        # or numbers a double cannot hold (no browser could read them back).
+        value = load_json(text)
+    except ProtocolError as exc:
+        raise _error(PARSE_ERROR, codes.BAD_JSON, exc.error) from None
     if isinstance(value, list):
         if not value:
             raise _error(INVALID_REQUEST, codes.BAD_REQUEST, "An empty batch.")
@@ -129,6 +132,10 @@ def parse_item(item: Any) -> Item:
     if params is not None and not isinstance(params, (list, dict)):
         return _bad(version, call_id, "Bad 'params'.")
     return Call(version, call_id, method, params, is_notification)
+
+
+#: What a frame gets when answering it failed in a way nothing else caught.
+LAST_RESORT_REPLY = '{"jsonrpc":"2.0","error":{"code":-32603,"message":"Internal error"},"id":null}'
 
 
 def result_reply(version: str, call_id: Any, result: Any) -> dict[str, Any]:

@@ -9,7 +9,6 @@ from typing import Any
 from asgiref.sync import async_to_sync
 from channels.db import database_sync_to_async
 
-from . import exceptions as codes
 from . import history, limits
 from .conf import conf
 from .message import build_text
@@ -17,23 +16,16 @@ from .protocol import (
     LAST_RESORT_REPLY,
     ProtocolError,
     error_frame,
+    internal_error_frame,
     parse_request,
     subscription_group,
     subscription_since,
+    unknown_handler,
 )
 from .registry import HANDLERS
 from .subscriptions import AsyncSubscriber, SubscriptionRules, SyncSubscriber
 
 logger = logging.getLogger("rohrpost_signals")
-
-
-def _unknown_handler(request: dict[str, Any]) -> ProtocolError:
-    return ProtocolError(
-        f"No registered handler called {request['type']!r}.",
-        request["id"],
-        request["type"],
-        code=codes.UNKNOWN_TYPE,
-    )
 
 
 def _resolve(
@@ -45,19 +37,8 @@ def _resolve(
         raise budgets.rate_limited(request["id"], request["type"])
     handler = HANDLERS.get(request["type"])
     if handler is None:
-        raise _unknown_handler(request)
+        raise unknown_handler(request)
     return request, handler
-
-
-def _internal_error(request: dict[str, Any]) -> str:
-    return error_frame(
-        ProtocolError(
-            f"Internal error while handling {request['type']!r}.",
-            request["id"],
-            request["type"],
-            code=codes.INTERNAL_ERROR,
-        )
-    )
 
 
 def _subscribed_frames(
@@ -105,7 +86,7 @@ class RohrpostConsumer(_RohrpostFrames, AsyncSubscriber):
             await self.send(text_data=error_frame(exc))
         except Exception:
             logger.exception("Handler for %r raised", request["type"])
-            await self.send(text_data=_internal_error(request))
+            await self.send(text_data=internal_error_frame(request))
 
     async def rohrpost_ping(self, request: dict[str, Any]) -> None:
         """The built-in ``ping`` handler: answer ``pong`` with the request's data."""
@@ -153,7 +134,7 @@ class SyncRohrpostConsumer(_RohrpostFrames, SyncSubscriber):
             self.send(text_data=error_frame(exc))
         except Exception:
             logger.exception("Handler for %r raised", request["type"])
-            self.send(text_data=_internal_error(request))
+            self.send(text_data=internal_error_frame(request))
 
     def rohrpost_ping(self, request: dict[str, Any]) -> None:
         """The built-in ``ping`` handler: answer ``pong`` with the request's data."""

@@ -25,7 +25,7 @@ from . import exceptions as codes
 from .conf import conf
 from .exceptions import ProtocolError
 from .message import asend_text, send_text
-from .protocol import error_frame, parse_request
+from .protocol import error_frame, internal_error_frame, parse_request, unknown_handler
 from .registry import HANDLERS
 
 __all__ = ["ahandle_rohrpost_message", "handle_rohrpost_message"]
@@ -42,24 +42,8 @@ def _resolve(text_data: Any, bytes_data: bytes | None) -> tuple[dict[str, Any], 
     request = parse_request(text_data, bytes_data, conf.MAX_MESSAGE_BYTES)
     handler = HANDLERS.get(request["type"])
     if handler is None:
-        raise ProtocolError(
-            f"No registered handler called {request['type']!r}.",
-            request["id"],
-            request["type"],
-            code=codes.UNKNOWN_TYPE,
-        )
+        raise unknown_handler(request)
     return request, handler
-
-
-def _internal_error(request: dict[str, Any]) -> str:
-    return error_frame(
-        ProtocolError(
-            f"Internal error while handling {request['type']!r}.",
-            request["id"],
-            request["type"],
-            code=codes.INTERNAL_ERROR,
-        )
-    )
 
 
 def handle_rohrpost_message(
@@ -80,7 +64,7 @@ def handle_rohrpost_message(
         send_text(consumer, error_frame(exc))
     except Exception:
         logger.exception("Handler for %r raised", request["type"])
-        send_text(consumer, _internal_error(request))
+        send_text(consumer, internal_error_frame(request))
 
 
 async def ahandle_rohrpost_message(
@@ -103,4 +87,4 @@ async def ahandle_rohrpost_message(
         await asend_text(consumer, error_frame(exc))
     except Exception:
         logger.exception("Handler for %r raised", request["type"])
-        await asend_text(consumer, _internal_error(request))
+        await asend_text(consumer, internal_error_frame(request))

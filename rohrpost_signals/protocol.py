@@ -13,7 +13,13 @@ from .limits import MAX_ID_INTEGER, MAX_ID_LENGTH, load_json, valid_message_id
 
 logger = logging.getLogger("rohrpost_signals")
 
-__all__ = ["ProtocolError", "error_frame", "parse_request"]
+__all__ = [
+    "ProtocolError",
+    "error_frame",
+    "internal_error_frame",
+    "parse_request",
+    "unknown_handler",
+]
 
 
 def error_frame(exc: ProtocolError) -> str:
@@ -37,6 +43,28 @@ def error_frame(exc: ProtocolError) -> str:
 LAST_RESORT_REPLY = (
     '{"id":null,"type":"error","error":"Internal error.","code":"' + codes.INTERNAL_ERROR + '"}'
 )
+
+
+def unknown_handler(request: dict[str, Any]) -> ProtocolError:
+    """The error for a request whose ``type`` names no registered handler."""
+    return ProtocolError(
+        f"No registered handler called {request['type']!r}.",
+        request["id"],
+        request["type"],
+        code=codes.UNKNOWN_TYPE,
+    )
+
+
+def internal_error_frame(request: dict[str, Any]) -> str:
+    """The reply to a request whose handler raised (the traceback is only logged)."""
+    return error_frame(
+        ProtocolError(
+            f"Internal error while handling {request['type']!r}.",
+            request["id"],
+            request["type"],
+            code=codes.INTERNAL_ERROR,
+        )
+    )
 
 
 def _too_large(text: str, limit: int) -> bool:

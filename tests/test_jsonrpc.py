@@ -114,8 +114,10 @@ async def test_methods_limited_to_one_transport(exchange: Exchange) -> None:
     if exchange.transport == "http":
         assert socket_reply["error"]["code"] == -32601
         assert http_reply["result"] == "http"
-        # Subscriptions need a socket.
+        # Subscriptions need a socket; ping does not.
         assert (await exchange(call("subscribe", {"group": "x"})))["error"]["code"] == -32601
+        assert (await exchange(call("unsubscribe", ["x"])))["error"]["code"] == -32601
+        assert (await exchange(call("ping")))["result"] == "pong"
     else:
         assert socket_reply["result"] == "socket"
         assert http_reply["error"]["code"] == -32601

@@ -19,7 +19,7 @@ from ..conf import conf
 from ..protocol import subscription_group, subscription_since
 from ..subscriptions import AsyncSubscriber, SubscriptionRules, SyncSubscriber
 from .calls import RpcContext, arun, context_for, error_for, reply_to, run
-from .errors import RpcError
+from .errors import INVALID_PARAMS, RpcError
 from .frames import (
     LAST_RESORT_REPLY,
     V2,
@@ -46,7 +46,7 @@ def _builtin_request(call: Call) -> dict[str, Any]:
     data: Any = params
     if isinstance(params, list):
         if not 1 <= len(params) <= 2:
-            raise RpcError(-32602, "Invalid params: expected [group] or [group, since].")
+            raise RpcError(INVALID_PARAMS, "Invalid params: expected [group] or [group, since].")
         data = {"group": params[0], "since": params[1] if len(params) > 1 else None}
     return {"id": call.id, "type": call.method, "data": data}
 

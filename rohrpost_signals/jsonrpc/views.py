@@ -11,7 +11,7 @@ from django.views import View
 
 from .. import exceptions as codes
 from ..conf import conf
-from .calls import RpcContext, context_for, run
+from .calls import RpcContext, context_for, reply_to, run
 from .errors import PARSE_ERROR, RpcError
 from .frames import V2, Call, Invalid, encode_reply, error_reply, join_batch, parse
 
@@ -65,6 +65,8 @@ class JsonRpcView(View):
     def _answer(self, item: Call | Invalid) -> dict[str, Any] | None:
         if isinstance(item, Invalid):
             return error_reply(item.version, item.id, item.error)
+        if item.method == "ping":  # the one built-in that needs no socket
+            return reply_to(item, "pong")
         return run(item, self.rpc_context(item))
 
     @staticmethod

@@ -51,7 +51,8 @@ async def test_updates_arrive_as_notifications_until_unsubscribed(
     group = f"product-{product.pk}"
     ws = await connect(kind, user)
     subscribed = await subscribe(ws, group)
-    assert subscribed == {"group": group, "seq": subscribed["seq"]}
+    assert subscribed["group"] == group
+    assert isinstance(subscribed["seq"], int)
     await rename(product, "desk lamp")
     update = await frame(ws)
     assert update["jsonrpc"] == "2.0"
@@ -85,7 +86,8 @@ async def test_resuming_with_since_replays_what_was_missed(
         await rename(product, f"away {n}")
 
     ws = await connect(kind, user)
-    assert await subscribe(ws, group, since=seen) == {"group": group, "seq": seen + 5}
+    resumed = await subscribe(ws, group, since=seen)
+    assert (resumed["group"], resumed["seq"]) == (group, seen + 5)
     replayed = [await frame(ws) for _ in range(5)]
     assert [m["method"] for m in replayed] == ["subscription-update"] * 5
     assert [m["params"]["seq"] for m in replayed] == list(range(seen + 1, seen + 6))
@@ -101,12 +103,13 @@ async def test_an_unresumable_since_is_a_resync_required_notification(
 ) -> None:
     ws = await connect(kind, user)
     head = (await subscribe(ws, "product-77"))["seq"]
-    assert await subscribe(ws, "product-77", since=head + 5) == {"group": "product-77", "seq": head}
-    assert await frame(ws) == {
-        "jsonrpc": "2.0",
-        "method": "resync-required",
-        "params": {"group": "product-77", "seq": head},
-    }
+    again = await subscribe(ws, "product-77", since=head + 5)
+    assert (again["group"], again["seq"]) == ("product-77", head)
+    resync = await frame(ws)
+    assert (resync["jsonrpc"], resync["method"]) == ("2.0", "resync-required")
+    assert "id" not in resync
+    # The same data as the rohrpost message (an epoch too, where there is one).
+    assert (resync["params"]["group"], resync["params"]["seq"]) == ("product-77", head)
     await ws.disconnect()
 
 

@@ -16,12 +16,14 @@ class RohrpostSignalsConfig(AppConfig):
         from .compatchecks import register as register_compat_checks
         from .framelimit import warn_if_server_limit_too_large
         from .layerlog import install as count_layer_drops
+        from .sessions import connect_signals as end_sockets_on_logout
         from .watching import registry
 
         registry.rebuild()
         register_compat_checks()
         count_layer_drops()
         warn_if_server_limit_too_large()
+        end_sockets_on_logout()
         setting_changed.connect(_rebuild_on_change, dispatch_uid="rohrpost_signals.settings")
 
 

@@ -19,10 +19,10 @@ from typing import Any
 from django.db import connections, models, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 
-from . import _compat, dispatch, history
+from . import _compat, authorization, dispatch, history
 from .conf import conf
 from .encoding import new_message_id, subscription_update
-from .payload import encode_object, group_names_for, object_data
+from .payload import encode_object, group_names_for, moved_groups, object_data
 from .watching import WatchedModel
 
 logger = logging.getLogger("rohrpost_signals")
@@ -57,6 +57,9 @@ class Snapshot:
 
     groups: tuple[str, ...]
     object_json: str
+    #: Groups whose subscribers are re-authorized before this update reaches
+    #: them: the object moved (a field a group template reads changed).
+    recheck: tuple[str, ...] = ()
 
 
 def snapshot(instance: models.Model, watched: WatchedModel, state: State) -> Snapshot | None:
@@ -66,14 +69,19 @@ def snapshot(instance: models.Model, watched: WatchedModel, state: State) -> Sna
     groups = group_names_for(instance, watched, state.kind)
     if not groups:
         return None
+    recheck = moved_groups(instance, watched, updated) if state.kind == "update" else ()
     data = object_data(instance, watched, state.kind, updated)
-    return Snapshot(tuple(groups), encode_object(watched, data))
+    return Snapshot(tuple(groups), encode_object(watched, data), recheck)
 
 
 def send_snapshot(watched: WatchedModel, pk: Any, kind: str, snap: Snapshot) -> None:
     alias = conf.CHANNEL_LAYER
     origin = f"{kind} of {watched.label} pk={pk}"
     sequenced = history.enabled()
+    for group in snap.recheck:
+        # Queued ahead of the update, in the same group's order: each subscriber
+        # re-checks before the update reaches it, and a refused one never gets it.
+        authorization.recheck_group_before_update(group, origin)
     for group in snap.groups:
         text, parts = subscription_update(new_message_id(), kind, group, snap.object_json)
         dispatch.submit(dispatch.Outgoing(alias, group, text, origin, parts if sequenced else None))

@@ -34,6 +34,7 @@ E050 = "rohrpost_signals.E050"  # a connection budget that is not a positive num
 E051 = "rohrpost_signals.E051"  # MAX_OUTGOING_BYTES too small for the replies a socket may get
 W050 = "rohrpost_signals.W050"  # the ASGI server accepts frames far larger than MAX_MESSAGE_BYTES
 E090 = "rohrpost_signals.E090"  # a dependency's private API changed shape (see _compat)
+E040 = "rohrpost_signals.E040"  # REAUTHORIZE_INTERVAL is not a number >= 0
 
 _LIMITS = ("MAX_MESSAGE_BYTES", "MAX_SUBSCRIPTIONS", "MAX_PENDING_MESSAGES", "HISTORY_MAX_AGE")
 _BUDGETS = (
@@ -79,6 +80,15 @@ def check_settings(app_configs: Sequence[Any] | None = None, **kwargs: Any) -> l
                 f"ROHRPOST['HISTORY_MAX_MESSAGES'] must be an integer >= 0 (0 turns "
                 f"sequencing off), not {history!r}.",
                 E012,
+            )
+        )
+    interval = raw.get("REAUTHORIZE_INTERVAL", DEFAULTS["REAUTHORIZE_INTERVAL"])
+    if isinstance(interval, bool) or not isinstance(interval, (int, float)) or not interval >= 0:
+        errors.append(
+            _error(
+                f"ROHRPOST['REAUTHORIZE_INTERVAL'] must be a number of seconds >= 0 (0 turns "
+                f"the periodic check off), not {interval!r}.",
+                E040,
             )
         )
     for key in _LIMITS:
@@ -230,8 +240,9 @@ def _check_model_options(
         errors.append(
             _error(f"{where}: field {name!r} is both in 'fields' and in 'exclude'.", E007)
         )
-    if "serializer" in options:
-        errors.extend(_check_callable(options["serializer"], f"{where}['serializer']"))
+    for key in ("serializer", "policy"):
+        if key in options:
+            errors.extend(_check_callable(options[key], f"{where}[{key!r}]"))
     if "groups" in options:
         errors.extend(_check_groups(model, options["groups"], where))
     if "events" in options:

@@ -15,6 +15,7 @@ SETTING_NAME = "ROHRPOST"
 DEFAULTS: dict[str, Any] = {
     "MODELS": {},
     "SUBSCRIBE_POLICY": "rohrpost_signals.policy.default_policy",
+    "REAUTHORIZE_INTERVAL": 300,
     "CHANNEL_LAYER": "default",
     "MAX_MESSAGE_BYTES": 65536,
     "MAX_SUBSCRIPTIONS": 100,
@@ -30,7 +31,7 @@ DEFAULTS: dict[str, Any] = {
 }
 
 #: Option keys accepted for each entry of ``ROHRPOST["MODELS"]``.
-MODEL_OPTIONS = frozenset({"fields", "exclude", "groups", "events", "serializer"})
+MODEL_OPTIONS = frozenset({"fields", "exclude", "groups", "events", "serializer", "policy"})
 
 #: Event names a model may send.
 EVENTS = ("create", "update", "delete")
@@ -55,6 +56,11 @@ class RohrpostSettings:
     @property
     def SUBSCRIBE_POLICY(self) -> Any:
         return self.get("SUBSCRIBE_POLICY")
+
+    @property
+    def REAUTHORIZE_INTERVAL(self) -> float:
+        """Seconds between two policy checks of a socket's subscriptions; 0: only on events."""
+        return float(self.get("REAUTHORIZE_INTERVAL"))
 
     @property
     def CHANNEL_LAYER(self) -> str:

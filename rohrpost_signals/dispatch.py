@@ -22,6 +22,7 @@ import atexit
 import concurrent.futures
 import heapq
 import itertools
+import json
 import logging
 import os
 import threading
@@ -47,7 +48,9 @@ class Outgoing(NamedTuple):
     """One encoded message for one group; ``origin`` names its source in logs.
 
     ``sequenced`` holds the text split around its ``seq`` value: the sender
-    numbers the message and records it in the group's history.
+    numbers the message and records it in the group's history. Another
+    ``event_type`` makes it a control event for the consumers (never sent to
+    a client): ``text`` is then the JSON object of the event's fields.
     """
 
     layer_alias: str
@@ -55,6 +58,7 @@ class Outgoing(NamedTuple):
     text: str
     origin: str
     sequenced: tuple[str, str] | None = None
+    event_type: str = EVENT_TYPE
 
 
 @dataclass
@@ -231,14 +235,18 @@ async def _send(item: Outgoing) -> None:
         layer = get_channel_layer(item.layer_alias)
         if layer is None:
             raise RuntimeError(f"no channel layer configured for alias {item.layer_alias!r}")
-        event: dict[str, Any] = {"type": EVENT_TYPE, "message": item.text}
+        event: dict[str, Any]
+        if item.event_type != EVENT_TYPE:
+            event = {**json.loads(item.text), "type": item.event_type}
+        else:
+            # The group lets a consumer drop what arrives after it was refused the group.
+            event = {"type": EVENT_TYPE, "message": item.text, "group": item.group}
         if item.sequenced is not None:
             head, tail = item.sequenced
             seq, event["message"] = await history.store_for(item.layer_alias).append(
                 item.group, head, tail
             )
-            # Consumers use these to drop a live copy of a message they replayed.
-            event["group"] = item.group
+            # Consumers use it to drop a live copy of a message they replayed.
             event["seq"] = seq
         await layer.group_send(item.group, event)
         hints.after_send(layer, item.group, item.origin)

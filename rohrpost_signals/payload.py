@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from django.db import models
 
 from .encoding import encode, encode_with
-from .groups import default_group_name, format_template, is_valid_group_name
+from .groups import default_group_name, format_template, is_valid_group_name, template_fields
 from .watching import WatchedModel
 
 logger = logging.getLogger("rohrpost_signals")
@@ -69,6 +69,44 @@ def group_names_for(instance: models.Model, watched: WatchedModel, kind: str) ->
                 instance.pk,
             )
     return valid
+
+
+def moved_groups(
+    instance: models.Model, watched: WatchedModel, updated_fields: Iterable[str] | None
+) -> tuple[str, ...]:
+    """The object's groups that stay the same when an update moves it elsewhere.
+
+    An update moves the object when it changes a field that one of the
+    ``groups`` templates reads (a card's ``board_id``): the subscribers of its
+    other groups (``card-5``) may no longer be allowed to see it. Groups from
+    ``get_group_name()`` or ``group_name`` are not analysed.
+    """
+    if not updated_fields or not watched.group_templates:
+        return ()
+    changed: set[str] = set()
+    for name in updated_fields:
+        changed.add(name)
+        try:
+            field = instance._meta.get_field(name)
+        except Exception:
+            continue
+        changed.add(getattr(field, "attname", name))
+    stable, moved = [], False
+    for template in watched.group_templates:
+        try:
+            reads = set(template_fields(template))
+        except ValueError:
+            continue
+        if reads & changed:
+            moved = True
+        else:
+            try:
+                stable.append(format_template(template, instance))
+            except (AttributeError, KeyError, IndexError, ValueError):
+                continue
+    if not moved:
+        return ()
+    return tuple(name for name in dict.fromkeys(stable) if is_valid_group_name(name))
 
 
 def object_data(

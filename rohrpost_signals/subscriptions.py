@@ -24,17 +24,17 @@ import logging
 from typing import Any
 
 from asgiref.sync import async_to_sync
-from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer, WebsocketConsumer
 
 from . import exceptions as codes
 from . import history, limits
+from .authorization import log_refusal
 from .conf import conf
 from .exceptions import ProtocolError
 from .groupevents import event_text
 from .guards import AsyncConnectionGuard, SyncConnectionGuard
+from .lifetime import AsyncAuthorizedSubscriptions, SyncAuthorizedSubscriptions
 from .membership import LayerGuard, keeper_for
-from .policy import default_policy, get_policy
 
 logger = logging.getLogger("rohrpost_signals")
 
@@ -77,38 +77,16 @@ class SubscriptionRules:
 
     # -- Policy and limits ------------------------------------------------------
 
-    def has_permission(self, group: str) -> bool:
-        """Ask ``ROHRPOST["SUBSCRIBE_POLICY"]``; override for custom rules."""
-        try:
-            return bool(get_policy()(self.scope.get("user"), group, self.scope))
-        except Exception:
-            logger.exception("Subscribe policy failed for group %r; refusing.", group)
-            return False
-
-    def _policy_needs_thread(self) -> bool:
-        # The default policy reads only the already loaded user: no database.
-        return get_policy() is not default_policy or type(self).has_permission is not (
-            SubscriptionRules.has_permission
-        )
-
     def _check_limit(self, group: str, request: dict[str, Any]) -> None:
         limit = conf.MAX_SUBSCRIPTIONS
         if group not in self.subscriptions and len(self.subscriptions) >= limit:
+            log_refusal(self.scope.get("user"), group, codes.TOO_MANY_SUBSCRIPTIONS)
             raise ProtocolError(
                 f"Too many subscriptions on this connection (the limit is {limit}).",
                 request["id"],
                 request["type"],
                 code=codes.TOO_MANY_SUBSCRIPTIONS,
             )
-
-    @staticmethod
-    def _denied(group: str, request: dict[str, Any]) -> ProtocolError:
-        return ProtocolError(
-            f"Permission denied for group {group!r}.",
-            request["id"],
-            request["type"],
-            code=codes.FORBIDDEN,
-        )
 
     def _event_text(self, event: dict[str, Any]) -> str | None:
         """A group event's message as text; ``None`` if it cannot be sent."""
@@ -172,6 +150,7 @@ class SubscriptionRules:
 
 class AsyncSubscriber(
     SubscriptionRules,
+    AsyncAuthorizedSubscriptions,
     LayerGuard,
     AsyncConnectionGuard,
     AsyncWebsocketConsumer,  # type: ignore[misc]
@@ -180,9 +159,11 @@ class AsyncSubscriber(
 
     async def connect(self) -> None:
         self.subscriptions = set()
+        await self.join_control_groups()
         await self.accept()
 
     async def disconnect(self, code: int) -> None:
+        await self.leave_control_groups()
         for group in list(getattr(self, "subscriptions", ())):
             try:
                 await self.remove_from_group(group)
@@ -212,7 +193,7 @@ class AsyncSubscriber(
 
     async def rohrpost_message(self, event: dict[str, Any]) -> None:
         """Forward a group message; the text was encoded once by the sender."""
-        if not self._already_sent(event):
+        if not self._already_sent(event) and not self.was_revoked(event):
             text = self._event_text(event)
             if text is not None:
                 await self.send(text_data=self.encode_group_text(text))
@@ -227,12 +208,7 @@ class AsyncSubscriber(
         ``self._after_subscribe(group, replay)``.
         """
         self._check_limit(group, request)
-        if self._policy_needs_thread():
-            allowed = await database_sync_to_async(self.has_permission)(group)
-        else:
-            allowed = self.has_permission(group)
-        if not allowed:
-            raise self._denied(group, request)
+        await self.authorize_subscription(group, request["id"], request["type"])
         since = self._since_for(group, since)
         was_member = group in self.subscriptions
         # Join first, then read the history: a message committed in between is
@@ -266,6 +242,7 @@ class AsyncSubscriber(
 
 class SyncSubscriber(
     SubscriptionRules,
+    SyncAuthorizedSubscriptions,
     LayerGuard,
     SyncConnectionGuard,
     WebsocketConsumer,  # type: ignore[misc]
@@ -274,9 +251,11 @@ class SyncSubscriber(
 
     def connect(self) -> None:
         self.subscriptions = set()
+        self.join_control_groups()
         self.accept()
 
     def disconnect(self, code: int) -> None:
+        self.leave_control_groups()
         for group in list(getattr(self, "subscriptions", ())):
             try:
                 self.remove_from_group(group)
@@ -296,7 +275,7 @@ class SyncSubscriber(
 
     def rohrpost_message(self, event: dict[str, Any]) -> None:
         """Forward a group message; the text was encoded once by the sender."""
-        if not self._already_sent(event):
+        if not self._already_sent(event) and not self.was_revoked(event):
             text = self._event_text(event)
             if text is not None:
                 self.send(text_data=self.encode_group_text(text))
@@ -304,8 +283,7 @@ class SyncSubscriber(
     def join(self, group: str, since: int | None, request: dict[str, Any]) -> history.Replay | None:
         """Sync twin of :meth:`AsyncSubscriber.ajoin`."""
         self._check_limit(group, request)
-        if not self.has_permission(group):
-            raise self._denied(group, request)
+        self.authorize_subscription(group, request["id"], request["type"])
         since = self._since_for(group, since)
         was_member = group in self.subscriptions
         try:

@@ -76,6 +76,8 @@ def capture_notifications(
     captured = CapturedNotifications()
 
     def intercept(item: dispatch.Outgoing) -> bool:
+        if item.event_type != dispatch.EVENT_TYPE:
+            return False  # an event for the consumers (a re-check), not a notification
         captured.append(Notification(item.group, item.text))
         return not send
 

@@ -60,11 +60,16 @@ def redis_layer_config(prefix: str | None = None, **config: Any) -> dict[str, An
 
 @pytest.fixture
 async def user() -> Any:
-    """A logged-in user for WebSocket tests (the default policy refuses anonymous ones)."""
+    """A logged-in superuser for WebSocket tests.
+
+    The default policy refuses anonymous users and asks for the model's
+    ``view`` permission, which superusers have for every group a watched
+    model produces; tests of the permission rules use ordinary users.
+    """
     from channels.db import database_sync_to_async
     from django.contrib.auth.models import User
 
-    return await database_sync_to_async(User.objects.create_user)("ada", password="x")
+    return await database_sync_to_async(User.objects.create_superuser)("ada", password="x")
 
 
 @pytest.fixture

@@ -18,10 +18,10 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from django.contrib.auth.models import AnonymousUser, User
+from django.contrib.auth.models import AnonymousUser, Permission, User
 
 from rohrpost_signals.conf import DEFAULTS, MODEL_OPTIONS
-from shop.models import Customer, Order
+from shop.models import Customer, Order, Product
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
@@ -212,9 +212,13 @@ def test_object_level_policy_example_admits_only_the_customer() -> None:
     assert can_subscribe(AnonymousUser(), group, {}) is False
     assert can_subscribe(None, group, {}) is False
     assert can_subscribe(ada, f"order-{order.pk}-x", {}) is False
-    # Other groups fall back to the library's default policy.
-    assert can_subscribe(bob, "product-1", {}) is True
-    assert can_subscribe(AnonymousUser(), "product-1", {}) is False
+    # Other groups fall back to the library's default policy: the view permission.
+    product = f"product-{Product.objects.create(name='p').pk}"
+    assert can_subscribe(bob, product, {}) is False
+    bob.user_permissions.add(Permission.objects.get(codename="view_product"))
+    bob = User.objects.get(pk=bob.pk)  # permissions are cached per instance
+    assert can_subscribe(bob, product, {}) is True
+    assert can_subscribe(AnonymousUser(), product, {}) is False
     assert can_subscribe(bob, "made-up-1", {}) is False
 
 

@@ -15,7 +15,6 @@ from typing import Any
 
 import pytest
 import redis
-from channels.db import database_sync_to_async
 from channels.layers import InMemoryChannelLayer, channel_layers, get_channel_layer
 from django.contrib.auth.models import User
 from django.test import override_settings
@@ -96,9 +95,6 @@ def flaky_layer(fast_checks: None) -> Iterator[None]:
     channel_layers.backends.clear()
 
 
-@pytest.fixture
-async def user() -> User:
-    return await database_sync_to_async(User.objects.create_user)("ada", password="x")
 
 
 def members(layer: Any, group: str) -> set[str]:

@@ -113,7 +113,7 @@ async def test_anonymous_users_are_refused_and_get_nothing(kind: str, customer: 
         "id": 5,
         "type": "subscribe",
         "error": f"Permission denied for group '{group}'.",
-        "code": "forbidden",
+        "code": "unauthenticated",
     }
     await save_order(order, status="paid")
     send_to_group(group, "custom", data={"x": 1})
@@ -131,6 +131,7 @@ async def test_groups_no_model_produces_are_refused(kind: str, group: str, user:
     ws = await connect(kind, user)
     answer = await request(ws, id=6, type="subscribe", data={"group": group})
     assert answer["error"] == f"Permission denied for group '{group}'."
+    assert answer["code"] == "unknown-group"
     send_to_group(group, "custom", data={"x": 1})
     await dispatch.aflush()
     assert await ws.receive_nothing(timeout=0.2)

@@ -10,13 +10,14 @@ import re
 from typing import Any
 
 import pytest
-from django.contrib.auth.models import AnonymousUser, User
+from django.contrib.auth.models import AnonymousUser, Permission, User
 from django.core.management import call_command
 from django.test import Client
 
 from board.models import Board, Card
 from board.realtime import can_subscribe
 from rohrpost_signals.testing import capture_notifications
+from shop.models import Customer, Order
 
 pytestmark = pytest.mark.django_db
 
@@ -67,10 +68,15 @@ def test_unknown_boards_and_cards_are_refused(people: dict[str, User], card: Car
 
 
 def test_other_groups_follow_the_library_default_policy(people: dict[str, User]) -> None:
-    assert can_subscribe(people["ben"], "order-5", {}) is True  # shop.Order, a watched model
-    assert can_subscribe(people["ben"], "articles-news", {}) is False  # no model names it
-    assert can_subscribe(people["ben"], "board-x", {}) is False
-    assert can_subscribe(AnonymousUser(), "order-5", {}) is False
+    order = Order.objects.create(customer=Customer.objects.create(name="c"))
+    group = f"order-{order.pk}"  # shop.Order, a watched model
+    assert can_subscribe(people["ben"], group, {}) is False  # no view permission
+    people["ben"].user_permissions.add(Permission.objects.get(codename="view_order"))
+    ben = User.objects.get(pk=people["ben"].pk)  # permissions are cached per instance
+    assert can_subscribe(ben, group, {}) is True
+    assert can_subscribe(ben, "articles-news", {}) is False  # no model names it
+    assert can_subscribe(ben, "board-x", {}) is False
+    assert can_subscribe(AnonymousUser(), group, {}) is False
 
 
 def test_a_card_change_reaches_its_own_group_and_its_boards(

@@ -107,6 +107,11 @@ class RefusalLog:
         self._logged = 0
         self._suppressed = 0
 
+    def reset(self) -> None:
+        """Start a fresh window (tests)."""
+        with self._lock:
+            self._window_start, self._logged, self._suppressed = 0.0, 0, 0
+
     def __call__(self, user: Any, group: str, reason: str, what: str = "subscribe") -> None:
         with self._lock:
             now = time.monotonic()

@@ -12,7 +12,6 @@ layer outage.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 from collections.abc import Awaitable, Callable
@@ -21,11 +20,13 @@ from typing import Any
 from asgiref.sync import async_to_sync
 from channels.db import database_sync_to_async
 
-from . import authorization
+from . import authorization, limits
 from . import exceptions as codes
 from .conf import conf
 from .exceptions import ProtocolError
+from .membership import keeper_for
 from .policy import is_authenticated
+from .sessions import ACCEPTED_SUBPROTOCOL_KEY
 
 logger = logging.getLogger("rohrpost_signals.authorization")
 
@@ -68,6 +69,11 @@ class _AuthorizedSubscriptions:
     def _unsubscribed(self, group: str, reason: str) -> str:
         return self.encode_push("unsubscribed", {"group": group, "reason": reason})
 
+    def accepted_subprotocol(self) -> str | None:
+        """The subprotocol to accept: the one a token client offered beside its token."""
+        value = self.scope.get(ACCEPTED_SUBPROTOCOL_KEY)
+        return value if isinstance(value, str) else None
+
     def was_revoked(self, event: dict[str, Any]) -> bool:
         """Whether a group message is for a group a re-check took away."""
         return bool(self._revoked) and event.get("group") in self._revoked
@@ -94,7 +100,29 @@ class _AuthorizedSubscriptions:
             self._revoked.update(review.revoked)
         return [g for g in self._control_groups if review.logged_out and "user." in g]
 
-    # --- the periodic check and outages (on the event loop, both flavours) ----
+    # --- control groups, the periodic check, outages (on the event loop) -------
+
+    async def _ajoin_control_groups(self) -> None:
+        self._control_groups = self._wanted_control_groups()
+        try:
+            for group in self._control_groups:
+                await limits.bounded(
+                    self.channel_layer.group_add(group, self.channel_name), "joining " + group
+                )
+        except ProtocolError as exc:
+            # Down or hung: the socket still opens, and joins when the layer is back.
+            keeper_for(self.channel_layer).failed("group_add", exc)
+
+    async def _aleave_control_groups(self, groups: list[str] | None) -> None:
+        leaving = self._control_groups if groups is None else groups
+        self._control_groups = tuple(g for g in self._control_groups if g not in leaving)
+        for group in leaving:
+            try:
+                await limits.bounded(
+                    self.channel_layer.group_discard(group, self.channel_name), "leaving " + group
+                )
+            except ProtocolError:
+                keeper_for(self.channel_layer).discard_later(group, self.channel_name)
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         interval = conf.REAUTHORIZE_INTERVAL
@@ -161,16 +189,10 @@ class AsyncAuthorizedSubscriptions(_AuthorizedSubscriptions):
         self._granted(group)
 
     async def join_control_groups(self) -> None:
-        self._control_groups = self._wanted_control_groups()
-        for group in self._control_groups:
-            await self.channel_layer.group_add(group, self.channel_name)
+        await self._ajoin_control_groups()
 
     async def leave_control_groups(self, groups: list[str] | None = None) -> None:
-        leaving = self._control_groups if groups is None else groups
-        self._control_groups = tuple(g for g in self._control_groups if g not in leaving)
-        for group in leaving:
-            with contextlib.suppress(Exception):  # a membership left behind only costs a check
-                await self.channel_layer.group_discard(group, self.channel_name)
+        await self._aleave_control_groups(groups)
 
     async def rohrpost_reauthorize(self, event: dict[str, Any]) -> None:
         """Channels event: re-run the policy, end what it now refuses."""
@@ -202,16 +224,10 @@ class SyncAuthorizedSubscriptions(_AuthorizedSubscriptions):
         self._granted(group)
 
     def join_control_groups(self) -> None:
-        self._control_groups = self._wanted_control_groups()
-        for group in self._control_groups:
-            async_to_sync(self.channel_layer.group_add)(group, self.channel_name)
+        async_to_sync(self._ajoin_control_groups)()
 
     def leave_control_groups(self, groups: list[str] | None = None) -> None:
-        leaving = self._control_groups if groups is None else groups
-        self._control_groups = tuple(g for g in self._control_groups if g not in leaving)
-        for group in leaving:
-            with contextlib.suppress(Exception):
-                async_to_sync(self.channel_layer.group_discard)(group, self.channel_name)
+        async_to_sync(self._aleave_control_groups)(groups)
 
     def rohrpost_reauthorize(self, event: dict[str, Any]) -> None:
         """Channels event: re-run the policy, end what it now refuses."""

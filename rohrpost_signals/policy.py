@@ -22,7 +22,8 @@ def default_policy(user: Any, group: str, scope: dict[str, Any]) -> bool:
     """The model's ``view`` permission, on the object a per-object group names.
 
     Anonymous and inactive users and names no watched model produces are
-    refused; see :func:`decide` for the reason codes.
+    refused; superusers pass; a group naming one object needs the object.
+    ``decide()`` gives the refusal code instead of ``False``.
     """
     return decide(user, group, scope) is None
 

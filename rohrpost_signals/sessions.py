@@ -40,6 +40,9 @@ logger = logging.getLogger("rohrpost_signals.authorization")
 
 #: Key of ``scope`` where token middleware keeps what re-validates the socket.
 CREDENTIAL_KEY = "rohrpost_signals.credential"
+#: Key of ``scope`` naming the subprotocol to accept (token middleware: the one
+#: the client offered beside its token).
+ACCEPTED_SUBPROTOCOL_KEY = "rohrpost_signals.subprotocol"
 
 
 def fingerprint(session_key: str) -> str:

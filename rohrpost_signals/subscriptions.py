@@ -160,7 +160,7 @@ class AsyncSubscriber(
     async def connect(self) -> None:
         self.subscriptions = set()
         await self.join_control_groups()
-        await self.accept()
+        await self.accept(self.accepted_subprotocol())
 
     async def disconnect(self, code: int) -> None:
         await self.leave_control_groups()
@@ -252,7 +252,7 @@ class SyncSubscriber(
     def connect(self) -> None:
         self.subscriptions = set()
         self.join_control_groups()
-        self.accept()
+        self.accept(self.accepted_subprotocol())
 
     def disconnect(self, code: int) -> None:
         self.leave_control_groups()

@@ -291,3 +291,10 @@ def test_the_npm_package_has_the_python_packages_version() -> None:
     assert package["version"] == rohrpost_signals.__version__
     for path in package["files"]:
         assert (ROOT / path).exists(), path
+
+
+def test_every_error_code_is_on_the_protocol_page() -> None:
+    from rohrpost_signals.exceptions import ERROR_CODES
+
+    text = page("protocol.rst")
+    assert [code for code in sorted(ERROR_CODES) if f"``{code}``" not in text] == []

@@ -40,6 +40,13 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
+try:  # token-authenticated sockets (rohrpost_signals.tokens); an optional dependency
+    import rest_framework  # noqa: F401
+except ImportError:
+    pass
+else:
+    INSTALLED_APPS.append("rest_framework.authtoken")
+
 ROOT_URLCONF = "testproject.urls"
 ASGI_APPLICATION = "testproject.asgi.application"
 WSGI_APPLICATION = None

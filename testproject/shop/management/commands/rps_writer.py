@@ -24,6 +24,7 @@ import time
 from typing import Any
 
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Permission
 from django.contrib.sessions.backends.db import SessionStore
 from django.core.management.base import BaseCommand
 
@@ -34,6 +35,10 @@ from shop.models import Customer, Order, Product
 
 def _setup(command: dict[str, Any]) -> dict[str, Any]:
     user = get_user_model().objects.create_user(f"writer-{time.time_ns()}")
+    # The default policy asks for the models' view permission.
+    user.user_permissions.add(
+        *Permission.objects.filter(codename__in=["view_order", "view_product"])
+    )
     session = SessionStore()
     session["_auth_user_id"] = str(user.pk)
     session["_auth_user_backend"] = "django.contrib.auth.backends.ModelBackend"

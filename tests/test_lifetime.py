@@ -95,12 +95,16 @@ def boards(people: dict[str, User]) -> dict[str, Board]:
     team.members.add(people["alice"], people["bob"])
     secret = Board.objects.create(name="secret")
     secret.members.add(people["alice"])
+    assert dispatch.flush(timeout=30)  # the create messages are out before anyone subscribes
     return {"team": team, "secret": secret}
 
 
 @pytest.fixture
 def card(boards: dict[str, Board]) -> Card:
-    return Card.objects.create(board=boards["team"], title="plan")
+    card = Card.objects.create(board=boards["team"], title="plan")
+    # Its create message is out before any socket subscribes.
+    assert dispatch.flush(timeout=30)
+    return card
 
 
 async def assert_gets_no_more(ws: WebsocketCommunicator, watcher: WebsocketCommunicator) -> None:

@@ -9,6 +9,7 @@ from channels.db import database_sync_to_async
 from django.contrib.auth.models import Permission, User
 from django.test import override_settings
 
+from rohrpost_signals import dispatch
 from rohrpost_signals.authorization import log_refusal
 from shop.models import Customer, Order
 from tests.ws import CONSUMERS, connect, request
@@ -23,6 +24,7 @@ def make_people() -> tuple[User, User, Order]:
     order = Order.objects.create(customer=Customer.objects.create(name="c"))
     viewer = User.objects.create_user("viewer")
     viewer.user_permissions.add(Permission.objects.get(codename="view_order"))
+    assert dispatch.flush(timeout=30)  # the order's create message is out already
     return User.objects.get(pk=viewer.pk), User.objects.create_user("nobody"), order
 
 

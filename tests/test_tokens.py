@@ -28,7 +28,9 @@ KINDS = list(CONSUMERS)
 
 @pytest.fixture
 def order() -> Order:
-    return Order.objects.create(customer=Customer.objects.create(name="c"))
+    order = Order.objects.create(customer=Customer.objects.create(name="c"))
+    assert dispatch.flush(timeout=30)  # its create message is out before anyone subscribes
+    return order
 
 
 @pytest.fixture

@@ -332,3 +332,13 @@ async def test_the_request_rate_limit_counts_each_call_of_a_batch(kind: str, set
         assert reply["error"]["code"] == -32005
         assert reply["error"]["data"]["reason"] == "rate-limited"
     await ws.disconnect()
+
+
+@pytest.mark.parametrize("bad_id", [{"a": 1}, [1], True, "x" * 129, 2**60])
+async def test_ids_that_cannot_be_echoed_safely_are_invalid_requests(
+    exchange: Exchange, bad_id: Any
+) -> None:
+    reply = await exchange(call("get_data", call_id=bad_id))
+    assert reply["id"] is None
+    assert reply["error"]["code"] == -32600
+    assert reply["error"]["data"]["reason"] == "bad-id"

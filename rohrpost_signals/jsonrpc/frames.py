@@ -113,7 +113,7 @@ def parse_item(item: Any) -> Item:
     has_id = "id" in item
     call_id = item.get("id")
     if not _valid_id(call_id):
-        return _bad(V2, None, "Bad 'id'.")
+        return Invalid(V2, None, _error(INVALID_REQUEST, codes.BAD_ID, "Bad 'id'."))
     method = item.get("method")
     if "jsonrpc" in item:
         version = V2

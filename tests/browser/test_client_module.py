@@ -74,3 +74,36 @@ def test_the_es_module_build_runs_in_chromium(browser: Any, server: DemoServer) 
     assert state["events"] == [group]
     assert errors == []
     expect(page.locator("body")).to_be_visible()
+
+
+def test_the_template_tag_binds_a_client_to_the_pages_groups(
+    browser: Any, server: DemoServer
+) -> None:
+    from django.template import Context, Template
+
+    card_id = server.card_id("Freeze the API")
+    group = f"card-{card_id}"
+    tag = Template("{% load rohrpost %}{% rohrpost_client groups=groups %}").render(
+        Context({"groups": [group, "card-999999"]})
+    )
+    page = log_in(browser, server.url, "demo")
+    warnings: list[str] = []
+    page.on("console", lambda m: warnings.append(m.text) if m.type == "warning" else None)
+    page.set_content(
+        "<!doctype html><title>tag</title>" + tag + "<script>"
+        "window.tagged = []; window.refused = [];"
+        f' rohrpost.on("{group}", (update) => window.tagged.push(update.object.title));'
+        ' rohrpost.on("error", (error) => window.refused.push(error.group));'
+        "</script>"
+    )
+    # The page's own script ran after the tag: the client was there, synchronously.
+    page.wait_for_function(f'window.rohrpost.groups().includes("{group}")')
+    admin = log_in(browser, server.url, "demo")
+    admin_edit_card(admin, card_id, title="Freeze the API today")
+    page.wait_for_function("window.tagged.length > 0", timeout=LIVE)
+    assert page.evaluate("window.tagged") == ["Freeze the API today"]
+    # A group the user may not follow is refused, said in the console, and not kept.
+    page.wait_for_function("window.refused.length > 0")
+    assert page.evaluate("window.refused") == ["card-999999"]
+    assert page.evaluate("window.rohrpost.groups()") == [group]
+    assert any("card-999999" in text for text in warnings), warnings

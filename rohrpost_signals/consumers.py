@@ -2,43 +2,20 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Any
 
-from asgiref.sync import async_to_sync
-from channels.db import database_sync_to_async
-
-from . import history, limits
-from .conf import conf
+from . import history
+from .main import ahandle_rohrpost_message, handle_rohrpost_message
 from .message import build_text
 from .protocol import (
     LAST_RESORT_REPLY,
-    ProtocolError,
-    error_frame,
-    internal_error_frame,
-    parse_request,
     subscription_group,
     subscription_since,
-    unknown_handler,
 )
-from .registry import HANDLERS
 from .subscriptions import AsyncSubscriber, SubscriptionRules, SyncSubscriber
 
 logger = logging.getLogger("rohrpost_signals")
-
-
-def _resolve(
-    text_data: str | None, bytes_data: bytes | None, budgets: limits.ConnectionBudgets
-) -> tuple[dict[str, Any], Any]:
-    """The request in a frame and its handler, or ``ProtocolError``."""
-    request = parse_request(text_data, bytes_data, conf.MAX_MESSAGE_BYTES)
-    if not budgets.allow_request():
-        raise budgets.rate_limited(request["id"], request["type"])
-    handler = HANDLERS.get(request["type"])
-    if handler is None:
-        raise unknown_handler(request)
-    return request, handler
 
 
 def _subscribed_frames(
@@ -70,23 +47,7 @@ class RohrpostConsumer(_RohrpostFrames, AsyncSubscriber):
             await self.send(text_data=LAST_RESORT_REPLY)
 
     async def _answer(self, text_data: str | None, bytes_data: bytes | None) -> None:
-        try:
-            request, handler = _resolve(text_data, bytes_data, limits.budgets_of(self))
-        except ProtocolError as exc:
-            await self.send(text_data=error_frame(exc))
-            return
-        try:
-            if getattr(handler, "rohrpost_builtin", False) or asyncio.iscoroutinefunction(handler):
-                result = handler(self, request)
-                if result is not None:
-                    await result
-            else:
-                await database_sync_to_async(handler)(self, request)
-        except ProtocolError as exc:
-            await self.send(text_data=error_frame(exc))
-        except Exception:
-            logger.exception("Handler for %r raised", request["type"])
-            await self.send(text_data=internal_error_frame(request))
+        await ahandle_rohrpost_message(self, text_data, bytes_data)
 
     async def rohrpost_ping(self, request: dict[str, Any]) -> None:
         """The built-in ``ping`` handler: answer ``pong`` with the request's data."""
@@ -120,21 +81,7 @@ class SyncRohrpostConsumer(_RohrpostFrames, SyncSubscriber):
             self.send(text_data=LAST_RESORT_REPLY)
 
     def _answer(self, text_data: str | None, bytes_data: bytes | None) -> None:
-        try:
-            request, handler = _resolve(text_data, bytes_data, limits.budgets_of(self))
-        except ProtocolError as exc:
-            self.send(text_data=error_frame(exc))
-            return
-        try:
-            if asyncio.iscoroutinefunction(handler):
-                async_to_sync(handler)(self, request)
-            else:
-                handler(self, request)
-        except ProtocolError as exc:
-            self.send(text_data=error_frame(exc))
-        except Exception:
-            logger.exception("Handler for %r raised", request["type"])
-            self.send(text_data=internal_error_frame(request))
+        handle_rohrpost_message(self, text_data, bytes_data)
 
     def rohrpost_ping(self, request: dict[str, Any]) -> None:
         """The built-in ``ping`` handler: answer ``pong`` with the request's data."""

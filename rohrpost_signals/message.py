@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
-from asgiref.sync import async_to_sync, sync_to_async
+from asgiref.sync import async_to_sync, iscoroutinefunction, sync_to_async
 from channels.consumer import SyncConsumer
 
 from . import dispatch
@@ -13,6 +14,8 @@ from .conf import conf
 from .encoding import encode, new_message_id
 from .groups import is_valid_group_name
 from .jsoncompat import TolerantJSONEncoder
+
+logger = logging.getLogger("rohrpost_signals")
 
 __all__ = [
     "TolerantJSONEncoder",
@@ -83,7 +86,13 @@ _pending_sends: set[asyncio.Task[None]] = set()
 
 
 def _is_async_send(consumer: Any) -> bool:
-    return asyncio.iscoroutinefunction(consumer.send)
+    return iscoroutinefunction(consumer.send)
+
+
+def _log_failed_send(task: asyncio.Task[None]) -> None:
+    _pending_sends.discard(task)
+    if not task.cancelled() and task.exception() is not None:
+        logger.error("Sending a frame failed", exc_info=task.exception())
 
 
 async def asend_text(consumer: Any, text: str) -> None:
@@ -107,7 +116,7 @@ def send_text(consumer: Any, text: str) -> None:
         # On the consumer's own loop we cannot block; the frame goes out next.
         task = loop.create_task(consumer.send(text))
         _pending_sends.add(task)
-        task.add_done_callback(_pending_sends.discard)
+        task.add_done_callback(_log_failed_send)
 
 
 def send_message(

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any, TypeVar, overload
+
+from asgiref.sync import async_to_sync, iscoroutinefunction
+from channels.db import database_sync_to_async
 
 from .exceptions import HandlerAlreadyRegistered
 
@@ -12,7 +17,44 @@ H = TypeVar("H", bound=Handler)
 
 HANDLERS: dict[str, Handler] = {}
 
-__all__ = ["HANDLERS", "HandlerAlreadyRegistered", "rohrpost_handler"]
+__all__ = ["HANDLERS", "HandlerAlreadyRegistered", "adapted", "rohrpost_handler"]
+
+
+@dataclass(frozen=True)
+class Adapted:
+    """One handler, callable the way each kind of consumer calls it.
+
+    The contract: the async consumer awaits ``for_async(consumer, request)``,
+    the sync consumer calls ``for_sync(consumer, request)``. A plain function
+    runs in a worker thread for the async consumer (``database_sync_to_async``,
+    so stale database connections are closed around it); a coroutine function
+    runs in the consumer's thread through ``async_to_sync`` for the sync one.
+    Which one a handler is, is decided once, when it is adapted.
+    """
+
+    for_async: Callable[[Any, dict[str, Any]], Awaitable[Any]]
+    for_sync: Callable[[Any, dict[str, Any]], Any]
+
+
+_adapted: weakref.WeakKeyDictionary[Callable[..., Any], Adapted] = weakref.WeakKeyDictionary()
+
+
+def adapted(handler: Handler) -> Adapted:
+    """The adapters of ``handler``, made when it was registered (or on first use)."""
+    found = _adapted.get(handler)
+    if found is None:
+        found = _adapted[handler] = _adapt(handler)
+    return found
+
+
+def _adapt(handler: Handler) -> Adapted:
+    # Built-in handlers come with an implementation for each kind of consumer.
+    native_async = getattr(handler, "rohrpost_async", None)
+    if native_async is not None:
+        return Adapted(for_async=native_async, for_sync=handler)
+    if iscoroutinefunction(handler):
+        return Adapted(for_async=handler, for_sync=async_to_sync(handler))
+    return Adapted(for_async=database_sync_to_async(handler), for_sync=handler)
 
 
 @overload
@@ -49,6 +91,7 @@ def _register(func: H, names: list[Any]) -> H:
                 f'Handler for "{name}" is already defined: '
                 f"{existing.__module__}.{existing.__qualname__}."
             )
+    adapted(func)
     for name in names:
         HANDLERS[name] = func
     return func

@@ -18,7 +18,7 @@ from channels.layers import get_channel_layer
 from django.contrib.auth.models import User
 from django.test import override_settings
 
-from rohrpost_signals import consumers, dispatch, history
+from rohrpost_signals import dispatch, history, main
 from rohrpost_signals.conf import conf
 from rohrpost_signals.limits import OUTGOING_CLOSE_CODE
 from shop.models import Product
@@ -261,7 +261,7 @@ async def test_subscribe_with_a_stuck_layer_answers_with_an_error(
 async def test_a_crash_is_logged_by_the_guard(caplog: pytest.LogCaptureFixture) -> None:
     ws = await connect("async")
     with caplog.at_level(logging.ERROR, "rohrpost_signals"), pytest.MonkeyPatch.context() as patch:
-        patch.setattr(consumers, "_resolve", lambda *a: 1 / 0)
+        patch.setattr(main, "_resolve", lambda *a: 1 / 0)
         answer = json.loads(await (await _send(ws, '{"id": 1, "type": "ping"}')))
     assert answer["code"] == "internal-error"
     assert answer["id"] is None

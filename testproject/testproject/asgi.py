@@ -12,6 +12,7 @@ from django.urls import path  # noqa: E402
 
 from rohrpost_signals.consumers import RohrpostConsumer  # noqa: E402
 from rohrpost_signals.jsonrpc import JsonRpcConsumer  # noqa: E402
+from shop.consumers import OrderCountConsumer, SyncOrderCountConsumer  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
@@ -22,6 +23,8 @@ application = ProtocolTypeRouter(
                     [
                         path("ws/rohrpost/", RohrpostConsumer.as_asgi()),
                         path("ws/jsonrpc/", JsonRpcConsumer.as_asgi()),
+                        path("ws/order-count/", OrderCountConsumer.as_asgi()),
+                        path("ws/order-count-sync/", SyncOrderCountConsumer.as_asgi()),
                     ]
                 )
             )

@@ -9,6 +9,10 @@ Each input line is one JSON command; each gets one JSON line back on stdout:
       -> {"saved": [t, ...]}   wall-clock time after each save() returned
   {"op": "broadcast", "group": "order-1", "count": 100, "size": 30000}
       -> {"sent": [t, ...]}   send_to_group() of "news" frames: {"n": n, "t": t, "pad": "..."}
+  {"op": "login", "user": id}  -> {"session": key}   one more session of that user
+  {"op": "logout", "session": key}  -> {"logged_out": bool}   django.contrib.auth.logout()
+  {"op": "revoke", "user": id, "codename": "view_order"}  -> {"revoked": true}
+      removes the permission and calls rohrpost_signals.reauthorize(user=id)
   {"op": "flush"}  -> {"flushed": bool, "stats": {...}}   waits for the sender
   {"op": "stats"}  -> {"stats": {...}}
 
@@ -23,14 +27,43 @@ import sys
 import time
 from typing import Any
 
+from django.contrib import auth
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
 from django.contrib.sessions.backends.db import SessionStore
 from django.core.management.base import BaseCommand
+from django.http import HttpRequest
 
-from rohrpost_signals import dispatch
+from rohrpost_signals import dispatch, reauthorize
 from rohrpost_signals.message import send_to_group
 from shop.models import Customer, Order, Product
+
+
+def _session(user: Any) -> str:
+    session = SessionStore()
+    session["_auth_user_id"] = str(user.pk)
+    session["_auth_user_backend"] = "django.contrib.auth.backends.ModelBackend"
+    session["_auth_user_hash"] = user.get_session_auth_hash()
+    session.create()
+    assert session.session_key is not None
+    return session.session_key
+
+
+def _logout(session_key: str) -> dict[str, Any]:
+    """What a logout view does, in this process: the workers learn it via the layer."""
+    request = HttpRequest()
+    request.session = SessionStore(session_key)
+    request.user = auth.get_user(request)
+    logged_in = request.user.is_authenticated
+    auth.logout(request)
+    return {"logged_out": logged_in}
+
+
+def _revoke(user_id: int, codename: str) -> dict[str, Any]:
+    user = get_user_model().objects.get(pk=user_id)
+    user.user_permissions.remove(Permission.objects.get(codename=codename))
+    reauthorize(user=user)
+    return {"revoked": True}
 
 
 def _setup(command: dict[str, Any]) -> dict[str, Any]:
@@ -39,11 +72,7 @@ def _setup(command: dict[str, Any]) -> dict[str, Any]:
     user.user_permissions.add(
         *Permission.objects.filter(codename__in=["view_order", "view_product"])
     )
-    session = SessionStore()
-    session["_auth_user_id"] = str(user.pk)
-    session["_auth_user_backend"] = "django.contrib.auth.backends.ModelBackend"
-    session["_auth_user_hash"] = user.get_session_auth_hash()
-    session.create()
+    session_key = _session(user)
     customers = [
         Customer.objects.create(name=f"customer-{n}") for n in range(command.get("customers", 1))
     ]
@@ -56,7 +85,7 @@ def _setup(command: dict[str, Any]) -> dict[str, Any]:
     dispatch.flush(timeout=60)
     return {
         "user": user.pk,
-        "session": session.session_key,
+        "session": session_key,
         "orders": [o.pk for o in orders],
         "products": [p.pk for p in products],
     }
@@ -108,6 +137,12 @@ class Command(BaseCommand):
                 answer = _save(command["writes"], command.get("interval", 0.0))
             elif op == "broadcast":
                 answer = _broadcast(command["group"], command["count"], command["size"])
+            elif op == "login":
+                answer = {"session": _session(get_user_model().objects.get(pk=command["user"]))}
+            elif op == "logout":
+                answer = _logout(command["session"])
+            elif op == "revoke":
+                answer = _revoke(command["user"], command["codename"])
             elif op == "flush":
                 answer = {"flushed": dispatch.flush(timeout=60), "stats": dispatch.stats.as_dict()}
             elif op == "stats":

@@ -30,7 +30,7 @@ from django.contrib.auth import (
 )
 from django.contrib.auth.models import AnonymousUser
 from django.db import transaction
-from django.db.models.signals import post_delete, post_save
+from django.db.models.signals import m2m_changed, post_delete, post_save
 from django.utils.crypto import constant_time_compare, salted_hmac
 
 from . import authorization
@@ -150,6 +150,41 @@ def on_user_deleted(sender: Any, instance: Any, **kwargs: Any) -> None:
     _after_commit(kwargs.get("using"), authorization.reauthorize, instance.pk)
 
 
+def on_permissions_changed(
+    sender: Any, instance: Any, action: str, reverse: bool, pk_set: Any, **kwargs: Any
+) -> None:
+    """``user.groups``, ``user.user_permissions`` or ``group.permissions`` changed."""
+    if action not in ("post_add", "post_remove", "post_clear"):
+        return
+    user_model = get_user_model()
+    users: list[Any] | None
+    if isinstance(instance, user_model):
+        users = [instance.pk]
+    elif _is_group_permissions(sender):
+        groups = pk_set if reverse else [instance.pk]
+        if groups is None or not hasattr(user_model, "groups"):
+            users = None
+        else:
+            users = list(
+                user_model._default_manager.filter(groups__pk__in=groups).values_list(
+                    "pk", flat=True
+                )
+            )
+    else:  # group.user_set or permission.user_set: the pks are users
+        users = list(pk_set) if pk_set is not None else None
+    using = kwargs.get("using")
+    if users is None:  # cleared from the other side: who had it is gone
+        _after_commit(using, authorization.reauthorize)
+    for pk in users or ():
+        _after_commit(using, authorization.reauthorize, pk)
+
+
+def _is_group_permissions(sender: Any) -> bool:
+    from django.contrib.auth.models import Group
+
+    return sender is Group.permissions.through
+
+
 def on_session_deleted(sender: Any, instance: Any, **kwargs: Any) -> None:
     try:
         user_pk = instance.get_decoded().get(SESSION_KEY)
@@ -169,7 +204,7 @@ def _after_commit(using: str | None, func: Any, *args: Any) -> None:
     try:
         transaction.on_commit(lambda: func(*args), using=using)
     except Exception:
-        logger.exception("Could not tell the sockets of user %s to re-check.", args[0])
+        logger.exception("Could not tell the sockets to re-check (%s).", func)
 
 
 def connect_signals() -> None:
@@ -180,6 +215,22 @@ def connect_signals() -> None:
     post_delete.connect(
         on_user_deleted, sender=user_model, dispatch_uid="rohrpost_signals.user_deleted"
     )
+    for relation in ("groups", "user_permissions"):
+        through = getattr(getattr(user_model, relation, None), "through", None)
+        if through is not None:
+            m2m_changed.connect(
+                on_permissions_changed,
+                sender=through,
+                dispatch_uid=f"rohrpost_signals.{relation}_changed",
+            )
+    if "django.contrib.auth" in settings.INSTALLED_APPS:
+        from django.contrib.auth.models import Group
+
+        m2m_changed.connect(
+            on_permissions_changed,
+            sender=Group.permissions.through,
+            dispatch_uid="rohrpost_signals.group_permissions_changed",
+        )
     if "django.contrib.sessions" in settings.INSTALLED_APPS:
         from django.contrib.sessions.models import Session
 

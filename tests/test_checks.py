@@ -47,6 +47,10 @@ def test_checks_are_registered_with_django() -> None:
         ({"MODELS": {"shop.Order": {"serializer": "shop.nope.func"}}}, checks.E008),
         ({"MODELS": {"shop.Order": {"serializer": "shop.models.Order.objects"}}}, checks.E008),
         ({"SUBSCRIBE_POLICY": "nope.policy"}, checks.E008),
+        ({"MODELS": {"shop.Order": {"policy": "shop.nope.can_view"}}}, checks.E008),
+        ({"REAUTHORIZE_INTERVAL": -1}, checks.E040),
+        ({"REAUTHORIZE_INTERVAL": "60"}, checks.E040),
+        ({"REAUTHORIZE_INTERVAL": float("nan")}, checks.E040),
         ({"SUBSCRIBE_POLICY": 42}, checks.E008),
         ({"MODELS": {"shop.Order": {"groups": ["order-{nope}"]}}}, checks.E009),
         ({"MODELS": {"shop.Order": {"groups": ["order-{"]}}}, checks.E009),
@@ -62,6 +66,15 @@ def test_checks_are_registered_with_django() -> None:
 )
 def test_each_bad_value_has_its_check(rohrpost: Any, expected: str) -> None:
     assert expected in check_ids(rohrpost)
+
+
+def test_a_model_policy_and_a_reauthorize_interval_pass_when_valid() -> None:
+    rohrpost = {
+        "MODELS": {"shop.Order": {"policy": "tests.test_policy.nobody"}},
+        "REAUTHORIZE_INTERVAL": 0,
+    }
+    assert check_ids(rohrpost) == []
+    assert check_ids({"REAUTHORIZE_INTERVAL": 2.5}) == []
 
 
 def test_group_template_may_name_attnames_properties_and_pk() -> None:

@@ -18,12 +18,13 @@ from channels.auth import AuthMiddlewareStack
 from channels.db import database_sync_to_async
 from channels.layers import channel_layers, get_channel_layer
 from channels.testing import WebsocketCommunicator
-from django.contrib.auth.models import User
+from django.contrib.auth.models import Group, Permission, User
 from django.contrib.sessions.models import Session
 from django.test import Client, override_settings
 
 from board.models import Board, Card
 from rohrpost_signals import dispatch, membership, reauthorize
+from shop.models import Customer, Order
 from tests import services
 from tests.conftest import redis_layer_config
 from tests.helpers import aeventually
@@ -373,3 +374,71 @@ async def test_a_rejoin_after_an_outage_asks_the_policy_again(
     await assert_gets_no_more(ws, watcher)
     await ws.disconnect()
     await watcher.disconnect()
+
+
+# --- Django's permissions ------------------------------------------------------
+
+
+def order_viewer(via: str) -> tuple[User, Order, Any]:
+    """A user who may view orders through ``via`` and an order; returns how to revoke it."""
+    order = Order.objects.create(customer=Customer.objects.create(name="c"))
+    permission = Permission.objects.get(codename="view_order")
+    user = User.objects.create_user(f"viewer-{via}")
+    if via == "user":
+        user.user_permissions.add(permission)
+        return user, order, lambda: user.user_permissions.remove(permission)
+    group = Group.objects.create(name="viewers")
+    group.permissions.add(permission)
+    user.groups.add(group)
+    if via == "group":
+        return user, order, lambda: group.permissions.remove(permission)
+    return user, order, lambda: group.user_set.remove(user)
+
+
+@pytest.mark.usefixtures("library_default_policy")
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("via", ["user", "group", "membership"])
+async def test_a_revoked_permission_ends_the_subscription(
+    kind: str, any_layer: str, via: str
+) -> None:
+    user, order, revoke = await database_sync_to_async(order_viewer)(via)
+    await dispatch.aflush()
+    ws = await open_socket(kind, (await browser(user)).cookie)
+    group = f"order-{order.pk}"
+    await subscribe(ws, group)
+    await database_sync_to_async(revoke)()  # no reauthorize(): Django's m2m_changed says it
+    await dispatch.aflush()
+    assert (await reply(ws, timeout=30))["data"] == {"group": group, "reason": "forbidden"}
+    await ws.disconnect()
+
+
+# --- the JSON-RPC protocol shares all of it ---------------------------------------
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_json_rpc_sockets_are_rechecked_too(
+    kind: str, people: dict[str, User], boards: dict[str, Board]
+) -> None:
+    from rohrpost_signals.jsonrpc import JsonRpcConsumer, SyncJsonRpcConsumer
+
+    consumer = {"async": JsonRpcConsumer, "sync": SyncJsonRpcConsumer}[kind]
+    cookie = (await browser(people["bob"])).cookie
+    ws = WebsocketCommunicator(
+        AuthMiddlewareStack(consumer.as_asgi()), "/ws/", headers=[(b"cookie", cookie.encode())]
+    )
+    assert (await ws.connect())[0]
+    group = f"board-{boards['team'].pk}"
+    call = {"jsonrpc": "2.0", "method": "subscribe", "params": {"group": group}, "id": 1}
+    await ws.send_to(text_data=json.dumps(call))
+    assert (await reply(ws, timeout=30))["result"]["group"] == group
+    await database_sync_to_async(boards["team"].members.remove)(people["bob"])
+    await dispatch.aflush()
+    assert await reply(ws, timeout=30) == {
+        "jsonrpc": "2.0",
+        "method": "unsubscribed",
+        "params": {"group": group, "reason": "forbidden"},
+    }
+    await ws.send_to(text_data=json.dumps({**call, "id": 2}))
+    refused = await reply(ws, timeout=30)
+    assert (refused["id"], refused["error"]["data"]) == (2, {"reason": "forbidden"})
+    await ws.disconnect()

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from django.core.exceptions import FieldDoesNotExist
 from django.db import models
 
 from .encoding import encode, encode_with
@@ -87,26 +89,29 @@ def moved_groups(
     for name in updated_fields:
         changed.add(name)
         try:
-            field = instance._meta.get_field(name)
-        except Exception:
+            changed.add(instance._meta.get_field(name).attname)  # type: ignore[union-attr]
+        except (FieldDoesNotExist, AttributeError):
             continue
-        changed.add(getattr(field, "attname", name))
-    stable, moved = [], False
-    for template in watched.group_templates:
-        try:
-            reads = set(template_fields(template))
-        except ValueError:
-            continue
-        if reads & changed:
-            moved = True
-        else:
+    reads = [(t, _template_reads(t)) for t in watched.group_templates]
+    if not any(r and r & changed for _t, r in reads):
+        return ()
+    stable = []
+    for template, read in reads:
+        if read is not None and not read & changed:
             try:
                 stable.append(format_template(template, instance))
             except (AttributeError, KeyError, IndexError, ValueError):
                 continue
-    if not moved:
-        return ()
     return tuple(name for name in dict.fromkeys(stable) if is_valid_group_name(name))
+
+
+@functools.lru_cache(maxsize=1024)
+def _template_reads(template: str) -> frozenset[str] | None:
+    # Parsed once per template: this runs on every update of a watched model.
+    try:
+        return frozenset(template_fields(template))
+    except ValueError:
+        return None
 
 
 def object_data(

@@ -442,3 +442,14 @@ async def test_json_rpc_sockets_are_rechecked_too(
     refused = await reply(ws, timeout=30)
     assert (refused["id"], refused["error"]["data"]) == (2, {"reason": "forbidden"})
     await ws.disconnect()
+
+
+def test_only_updates_that_move_an_object_recheck_its_other_groups(card: Card) -> None:
+    from rohrpost_signals.payload import moved_groups
+    from rohrpost_signals.watching import registry
+
+    watched = registry.get(Card)
+    assert watched is not None
+    assert moved_groups(card, watched, ["title", "status"]) == ()
+    assert moved_groups(card, watched, None) == ()
+    assert moved_groups(card, watched, ["board", "title"]) == (f"card-{card.pk}",)

@@ -40,14 +40,18 @@ __all__ = ["JsonRpcConsumer", "SyncJsonRpcConsumer"]
 logger = logging.getLogger("rohrpost_signals.jsonrpc")
 
 
+#: The names of ``subscribe`` / ``unsubscribe`` params given by position.
+_POSITIONAL = ("group", "since", "epoch")
+
+
 def _builtin_request(call: Call) -> dict[str, Any]:
     """A built-in call as the protocol-neutral subscription code reads requests."""
     params = call.params
     data: Any = params
     if isinstance(params, list):
-        if not 1 <= len(params) <= 2:
-            raise RpcError(INVALID_PARAMS, "Invalid params: expected [group] or [group, since].")
-        data = {"group": params[0], "since": params[1] if len(params) > 1 else None}
+        if not 1 <= len(params) <= len(_POSITIONAL):
+            raise RpcError(INVALID_PARAMS, "Invalid params: expected [group, since, epoch].")
+        data = dict(zip(_POSITIONAL, params, strict=False))
     return {"id": call.id, "type": call.method, "data": data}
 
 

@@ -9,7 +9,7 @@ so can a project's own consumer::
 
 The frame is checked (size, JSON, ``id``, ``type``, the request rate) and
 answered with an error reply when it is bad, then passed to the registered
-handler as ``handler(consumer, request)`` (see :class:`registry.Adapted` for
+handler as ``handler(consumer, request)`` (see ``registry.Adapted`` for
 sync and async handlers). A handler that raises gets the client a generic
 error and the server a logged traceback, instead of ending the connection.
 """

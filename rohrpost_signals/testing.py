@@ -96,3 +96,24 @@ def capture_notifications(
             yield captured
     finally:
         dispatch.interceptors.remove(intercept)
+
+
+class FakeConsumer:
+    """A stand-in consumer for handler tests, like rohrpost's ``rohrpost.tests.Consumer``.
+
+    Pass it to :func:`~rohrpost_signals.main.handle_rohrpost_message` or to a
+    handler; ``data`` holds every frame sent to it, decoded, until ``close()``.
+    ``scope`` is what a handler reads as ``consumer.scope`` (``user`` and so on).
+    """
+
+    def __init__(self, scope: dict[str, Any] | None = None) -> None:
+        self.data: list[Any] = []
+        self.closed = False
+        self.scope: dict[str, Any] = scope if scope is not None else {}
+
+    def send(self, text_data: str) -> None:
+        if not self.closed:
+            self.data.append(json.loads(text_data))
+
+    def close(self) -> None:
+        self.closed = True

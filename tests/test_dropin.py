@@ -24,7 +24,7 @@ from rohrpost_signals.message import (
     send_success,
 )
 from rohrpost_signals.registry import HANDLERS, HandlerAlreadyRegistered, rohrpost_handler
-from rohrpost_signals.testing import capture_notifications
+from rohrpost_signals.testing import FakeConsumer, capture_notifications
 from rohrpost_signals.watching import registry
 from shop.models import Product
 from tests.ws import CONSUMERS, WithUser, assert_alive, connect, reply, request
@@ -184,6 +184,15 @@ def test_registering_a_taken_name_is_a_value_error(custom_handlers: None) -> Non
 
     assert isinstance(info.value, HandlerAlreadyRegistered)
     assert HANDLERS["ping"] is handle_ping
+
+
+def test_the_fake_consumer_keeps_replies_until_closed() -> None:
+    consumer = FakeConsumer(scope={"user": None})
+    handle_rohrpost_message(consumer, '{"id": 1, "type": "ping"}')
+    consumer.close()
+    handle_rohrpost_message(consumer, '{"id": 2, "type": "ping"}')
+    assert consumer.data == [{"id": 1, "type": "pong"}]
+    assert consumer.closed
 
 
 def test_handle_ping_answers_on_any_consumer() -> None:

@@ -14,7 +14,6 @@ ignores it).
 from __future__ import annotations
 
 import importlib
-import json
 import sys
 import types
 from collections.abc import Iterator
@@ -31,6 +30,7 @@ ALIASES = {
     "rohrpost.registry": "rohrpost_signals.registry",
     "rohrpost.sync_consumer": "rohrpost_signals.consumers",
     "rohrpost.mixins": "rohrpost_mixins",
+    "rohrpost.tests": "rohrpost_signals.testing",
 }
 
 
@@ -61,24 +61,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         collected[nodeid].add_marker(marker)
 
 
-class Consumer:
-    """The consumer double rohrpost's tests expect: ``send`` takes the text positionally."""
-
-    def __init__(self) -> None:
-        self.data: list[Any] = []
-        self.closed = False
-
-    def send(self, message: str) -> None:
-        if not self.closed:
-            self.data.append(json.loads(message))
-
-    def close(self) -> None:
-        self.closed = True
-
-
 @pytest.fixture
-def consumer() -> Consumer:
-    return Consumer()
+def consumer() -> Any:
+    """Their conftest's ``rohrpost.tests.Consumer``; ours is ``FakeConsumer``."""
+    from rohrpost_signals.testing import FakeConsumer
+
+    return FakeConsumer()
 
 
 @pytest.fixture(autouse=True)

@@ -13,12 +13,14 @@ class RohrpostSignalsConfig(AppConfig):
 
     def ready(self) -> None:
         from . import checks, handlers  # noqa: F401 - registers checks and built-in handlers
+        from .checks import warn_if_server_limit_too_large
         from .compatchecks import register as register_compat_checks
-        from .framelimit import warn_if_server_limit_too_large
         from .layerlog import install as count_layer_drops
+        from .receivers import reconnect
         from .sessions import connect_signals as end_sockets_on_logout
         from .watching import registry
 
+        registry.on_rebuild(reconnect)
         registry.rebuild()
         register_compat_checks()
         count_layer_drops()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Any
 
@@ -14,7 +15,10 @@ from django.utils.module_loading import import_string
 
 from . import _compat
 from .conf import DEFAULTS, EVENTS, MODEL_OPTIONS, SETTING_NAME
+from .framelimit import recommended_server_limit, runs_checkless_server, server_frame_limit
 from .groups import template_fields
+
+logger = logging.getLogger("rohrpost_signals")
 
 E001 = "rohrpost_signals.E001"  # ROHRPOST is not a dict
 E002 = "rohrpost_signals.E002"  # unknown top-level key
@@ -131,8 +135,6 @@ def check_server_frame_limit(
     app_configs: Sequence[Any] | None = None, **kwargs: Any
 ) -> list[CheckMessage]:
     """Warn when the ASGI server buffers frames far larger than the library accepts."""
-    from .framelimit import recommended_server_limit, server_frame_limit
-
     found = server_frame_limit()
     if found is None:
         return []
@@ -350,3 +352,11 @@ def check_dependencies(
         )
         for distribution, problem in _compat.shape_problems()
     ]
+
+
+def warn_if_server_limit_too_large() -> None:
+    """Log W050 where no system checks run: under the uvicorn and daphne commands."""
+    if not runs_checkless_server():
+        return
+    for message in check_server_frame_limit():
+        logger.warning("%s (%s) %s", message.msg, message.id, message.hint)

@@ -9,7 +9,6 @@ start-up) can say when it is far above what the library accepts.
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -17,8 +16,6 @@ from collections.abc import Sequence
 from django.conf import settings
 
 from .conf import conf
-
-logger = logging.getLogger("rohrpost_signals")
 
 #: The servers' defaults (uvicorn 0.3x, daphne 4.x).
 UVICORN_DEFAULT = 16 * 1024 * 1024
@@ -74,11 +71,6 @@ def server_frame_limit(argv: Sequence[str] | None = None) -> tuple[str, int] | N
     return None
 
 
-def warn_if_server_limit_too_large() -> None:
-    """Log W050 where no system checks run: under the uvicorn and daphne commands."""
-    if _program(sys.argv) not in ("uvicorn", "daphne"):
-        return
-    from .checks import check_server_frame_limit
-
-    for message in check_server_frame_limit():
-        logger.warning("%s (%s) %s", message.msg, message.id, message.hint)
+def runs_checkless_server() -> bool:
+    """Whether this process is the uvicorn or daphne command, which run no system checks."""
+    return _program(sys.argv) in ("uvicorn", "daphne")

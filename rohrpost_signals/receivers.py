@@ -7,10 +7,11 @@ from collections.abc import Iterable
 from typing import Any
 
 from django.db import models
+from django.db.models.signals import post_delete, post_save
 
 from .changes import record
 from .tracking import changed_fields
-from .watching import registry
+from .watching import WatchedModel, registry
 
 logger = logging.getLogger("rohrpost_signals")
 
@@ -59,3 +60,28 @@ def on_post_delete(
         record(watched, instance, "delete", None, using)
     except Exception:
         logger.exception("Could not notify %s pk=%s", watched.label, instance.pk)
+
+
+def reconnect(before: list[WatchedModel], after: list[WatchedModel]) -> None:
+    """Connect the receivers to the watched models: a ``ModelRegistry.rebuild`` callback.
+
+    One connection per model and signal (``dispatch_uid``), held strongly: the
+    receivers are module functions that live as long as the process.
+    """
+    for watched in before:
+        post_save.disconnect(sender=watched.model, dispatch_uid=_uid("post_save", watched))
+        post_delete.disconnect(sender=watched.model, dispatch_uid=_uid("post_delete", watched))
+    for watched in after:
+        post_save.connect(
+            on_post_save, sender=watched.model, dispatch_uid=_uid("post_save", watched), weak=False
+        )
+        post_delete.connect(
+            on_post_delete,
+            sender=watched.model,
+            dispatch_uid=_uid("post_delete", watched),
+            weak=False,
+        )
+
+
+def _uid(signal: str, watched: WatchedModel) -> str:
+    return f"rohrpost_signals.{signal}.{watched.label}"

@@ -14,7 +14,6 @@ from typing import Any
 
 from django.apps import apps
 from django.db import models
-from django.db.models.signals import post_delete, post_save
 from django.utils.module_loading import import_string
 
 from . import groups as group_names
@@ -23,6 +22,7 @@ from .jsoncompat import encoder_class
 from .mixins import NotifyBase, mixin_events
 from .tracking import TrackerBinding, bind_tracker
 
+RebuildCallback = Callable[["list[WatchedModel]", "list[WatchedModel]"], None]
 Serializer = Callable[[models.Model, "list[str] | None", str], Any]
 
 
@@ -70,6 +70,8 @@ class WatchedModel:
 class ModelRegistry:
     def __init__(self) -> None:
         self._models: dict[type[models.Model], WatchedModel] = {}
+        # The signal receivers connect through this: this module imports none of them.
+        self._rebuild_callbacks: list[RebuildCallback] = []
         self._patterns: list[re.Pattern[str]] | None = None
 
     def get(self, model: type[models.Model]) -> WatchedModel | None:
@@ -90,31 +92,19 @@ class ModelRegistry:
             self._patterns = patterns
         return any(pattern.fullmatch(group) for pattern in self._patterns)
 
-    def rebuild(self) -> None:
-        from .receivers import on_post_delete, on_post_save
+    def on_rebuild(self, callback: RebuildCallback) -> None:
+        """Call ``callback(before, after)`` with the watched models at every rebuild."""
+        if callback not in self._rebuild_callbacks:
+            self._rebuild_callbacks.append(callback)
 
-        for watched in self._models.values():
-            post_save.disconnect(sender=watched.model, dispatch_uid=_uid("post_save", watched))
-            post_delete.disconnect(sender=watched.model, dispatch_uid=_uid("post_delete", watched))
+    def rebuild(self) -> None:
+        """Read the settings and mixins again (at start-up, and when ``ROHRPOST`` changes)."""
+        before = list(self._models.values())
         self._models = {model: build_watched(model, options) for model, options in _configured()}
         self._patterns = None
-        for watched in self._models.values():
-            post_save.connect(
-                on_post_save,
-                sender=watched.model,
-                dispatch_uid=_uid("post_save", watched),
-                weak=False,
-            )
-            post_delete.connect(
-                on_post_delete,
-                sender=watched.model,
-                dispatch_uid=_uid("post_delete", watched),
-                weak=False,
-            )
-
-
-def _uid(signal: str, watched: WatchedModel) -> str:
-    return f"rohrpost_signals.{signal}.{watched.label}"
+        after = list(self._models.values())
+        for callback in self._rebuild_callbacks:
+            callback(before, after)
 
 
 def _configured() -> list[tuple[type[models.Model], dict[str, Any]]]:

@@ -243,11 +243,12 @@ async def _send(item: Outgoing) -> None:
             event = {"type": EVENT_TYPE, "message": item.text, "group": item.group}
         if item.sequenced is not None:
             head, tail = item.sequenced
-            seq, event["message"] = await history.store_for(item.layer_alias).append(
+            seq, epoch, event["message"] = await history.store_for(item.layer_alias).append(
                 item.group, head, tail
             )
-            # Consumers use it to drop a live copy of a message they replayed.
+            # Consumers use these to find gaps and duplicates (see ``repair``).
             event["seq"] = seq
+            event["epoch"] = epoch
         await layer.group_send(item.group, event)
         hints.after_send(layer, item.group, item.origin)
     except Exception as exc:

@@ -48,6 +48,28 @@ def _redis_core_layer(layer: Any) -> bool:
     return bool(isinstance(layer, RedisChannelLayer))
 
 
+#: A blocking read that ended with a timeout after at least this long was idle, not failing.
+IDLE_READ_SECONDS = 1.0
+
+
+def _idle_timeout(exc: Exception, waited: float) -> bool:
+    """Whether ``exc`` ended a blocking read that simply found nothing to read.
+
+    channels-redis waits up to 5 s for a message (``BZPOPMIN``), and redis-py
+    8's default ``socket_timeout`` of 5 s can end that wait first: a normal
+    idle period, read again at once. A timeout that comes quickly is a failure.
+    """
+    if waited < IDLE_READ_SECONDS:
+        return False
+    if isinstance(exc, TimeoutError):
+        return True
+    try:
+        from redis.exceptions import TimeoutError as RedisTimeoutError
+    except ImportError:  # channels-redis is an optional dependency
+        return False
+    return isinstance(exc, RedisTimeoutError)
+
+
 class LayerGuard:
     """Consumer mixin: a layer failure never ends the consumer.
 
@@ -72,6 +94,7 @@ class LayerGuard:
     async def _guarded_receive(self) -> dict[str, Any]:
         delay = RETRY_FIRST
         while True:
+            started = time.monotonic()
             try:
                 return await self._layer_receive()
             except asyncio.CancelledError:
@@ -79,6 +102,8 @@ class LayerGuard:
                 keeper_for(self.channel_layer).untrack(self)
                 raise
             except Exception as exc:
+                if _idle_timeout(exc, time.monotonic() - started):
+                    continue
                 keeper_for(self.channel_layer).failed("receive", exc)
             await keeper_for(self.channel_layer).wait_until_back(delay)
             delay = min(delay * 2, RETRY_MAX)

@@ -147,3 +147,23 @@ def subscription_since(request: dict[str, Any]) -> int | None:
             request["type"],
         )
     return since
+
+
+#: Longest ``epoch`` a client may send back (the server's are about 20 characters).
+MAX_EPOCH_LENGTH = 64
+
+
+def subscription_epoch(request: dict[str, Any]) -> str | None:
+    """The ``epoch`` of a resuming subscribe: the one the client's ``since`` belongs to."""
+    data = request.get("data")
+    if not isinstance(data, dict) or data.get("epoch") is None:
+        return None
+    epoch = data["epoch"]
+    if not isinstance(epoch, str) or not 0 < len(epoch) <= MAX_EPOCH_LENGTH:
+        raise ProtocolError(
+            f"data.epoch must be a string of at most {MAX_EPOCH_LENGTH} characters: the epoch "
+            "of the last seq the client saw.",
+            request["id"],
+            request["type"],
+        )
+    return epoch

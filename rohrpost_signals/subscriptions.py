@@ -27,7 +27,7 @@ from asgiref.sync import async_to_sync
 from channels.generic.websocket import AsyncWebsocketConsumer, WebsocketConsumer
 
 from . import exceptions as codes
-from . import history, limits
+from . import history, limits, repair
 from .authorization import log_refusal
 from .conf import conf
 from .exceptions import ProtocolError
@@ -35,13 +35,14 @@ from .groupevents import event_text
 from .guards import AsyncConnectionGuard, SyncConnectionGuard
 from .lifetime import AsyncAuthorizedSubscriptions, SyncAuthorizedSubscriptions
 from .membership import LayerGuard, keeper_for
+from .protocol import subscription_epoch
 
 logger = logging.getLogger("rohrpost_signals")
 
 __all__ = ["AsyncSubscriber", "SubscriptionRules", "SyncSubscriber"]
 
 
-class SubscriptionRules:
+class SubscriptionRules(repair.Delivery):
     """What every consumer shares: the subscription bookkeeping and the policy call.
 
     ``request`` arguments are the request as the rohrpost protocol shapes it
@@ -56,9 +57,6 @@ class SubscriptionRules:
     #: Encoder class for group events whose ``message`` is not text (rohrpost's
     #: ``json_encoder``); ``None``: the library's encoder.
     json_encoder: type[json.JSONEncoder] | None = None
-    # Per group, the highest seq the socket already has (replayed, or older
-    # than its subscription): live copies up to it are dropped.
-    replayed_upto: dict[str, int]
 
     @property
     def channel_layer_alias(self) -> str:
@@ -74,6 +72,12 @@ class SubscriptionRules:
     def encode_push(self, kind: str, data: dict[str, Any]) -> str:
         """A message the server sends on its own, such as ``resync-required``."""
         raise NotImplementedError
+
+    def resync_frame(self, group: str, seq: int, epoch: str | None) -> str:
+        return self.encode_push("resync-required", {"group": group, "seq": seq, "epoch": epoch})
+
+    def history_frame(self, text: str) -> str:
+        return self.encode_group_text(text)
 
     # -- Policy and limits ------------------------------------------------------
 
@@ -94,31 +98,39 @@ class SubscriptionRules:
 
     # -- History ----------------------------------------------------------------
 
-    def _already_sent(self, event: dict[str, Any]) -> bool:
-        seq = event.get("seq")
-        if seq is None:
-            return False
-        upto = getattr(self, "replayed_upto", {}).get(event.get("group"))
-        return upto is not None and seq <= upto
-
     def _note_replay(self, group: str, replay: history.Replay | None) -> history.Replay | None:
-        """Remember what the socket has; a replay over the byte budget becomes a resync."""
+        """Remember what the socket has; a replay over the byte budget becomes a resync.
+
+        From here on the socket counts as having the group up to the head:
+        live copies up to it are dropped, a gap after it is filled. A socket
+        already in the group that gets nothing replayed keeps its place, so
+        messages still on their way to it are not taken for duplicates.
+        """
         if replay is None:
             return None
-        if not hasattr(self, "replayed_upto"):
-            self.replayed_upto = {}
-        self.replayed_upto[group] = replay.last_seq
-        return limits.budgets_of(self).charge_replay(replay)
+        replay = limits.budgets_of(self).charge_replay(replay)
+        cursor = self.delivery_cursor(group)
+        keep = (
+            cursor is not None
+            and cursor.epoch == replay.epoch
+            and cursor.seq <= replay.last_seq
+            and not (replay.texts or replay.resync)
+        )
+        self.set_cursor(
+            group, cursor if keep and cursor else repair.Cursor(replay.epoch, replay.last_seq)
+        )
+        return replay
 
     def _since_for(self, group: str, since: int | None) -> int | None:
         """No second replay for a group the socket is in, unless ``since`` is newer."""
-        if group not in self.subscriptions:
+        cursor = self.delivery_cursor(group)
+        if group not in self.subscriptions or cursor is None:
             return since
-        return limits.replay_since(since, getattr(self, "replayed_upto", {}).get(group))
+        return limits.replay_since(since, cursor.seq)
 
     def _forget(self, group: str) -> None:
         """Drop the per-group bookkeeping of a group the socket left."""
-        getattr(self, "replayed_upto", {}).pop(group, None)
+        self.forget_cursor(group)
 
     def _join_failed(self, group: str, was_member: bool) -> None:
         """A join or history read failed or hung: leave again, in the background."""
@@ -129,10 +141,11 @@ class SubscriptionRules:
 
     @staticmethod
     def _subscribed_data(group: str, replay: history.Replay | None) -> dict[str, Any]:
-        """What a subscribe reply says: the group, and its head ``seq`` with history on."""
+        """What a subscribe reply says: the group, and its head with history on."""
         data: dict[str, Any] = {"group": group}
         if replay is not None:
             data["seq"] = replay.last_seq
+            data["epoch"] = replay.epoch
         return data
 
     def _after_subscribe(self, group: str, replay: history.Replay | None) -> list[str]:
@@ -141,11 +154,14 @@ class SubscriptionRules:
             return []
         frames = []
         if replay.resync:
-            frames.append(
-                self.encode_push("resync-required", {"group": group, "seq": replay.last_seq})
-            )
+            repair.stats.resyncs += 1
+            frames.append(self.resync_frame(group, replay.last_seq, replay.epoch))
         frames.extend(self.encode_group_text(text) for text in replay.texts)
         return frames
+
+    def _live_frame(self, event: dict[str, Any]) -> str | None:
+        text = self._event_text(event)
+        return None if text is None else self.encode_group_text(text)
 
 
 class AsyncSubscriber(
@@ -156,6 +172,10 @@ class AsyncSubscriber(
     AsyncWebsocketConsumer,  # type: ignore[misc]
 ):
     """Base of the async consumers: group membership, subscribe, forwarding."""
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        self.bind_feed(self.channel_layer_alias)
+        await super().__call__(scope, receive, send)
 
     async def connect(self) -> None:
         self.subscriptions = set()
@@ -187,8 +207,12 @@ class AsyncSubscriber(
         # message touches no database, and in a fan-out to 1,000 sockets that
         # hop is most of the time (the benchmarks measure it), so it skips the
         # hop; a subclass's own rohrpost_message gets it, as Channels documents.
-        if message.get("type") == "rohrpost.message" and self._forwards_only():
+        kind = message.get("type")
+        if kind == "rohrpost.message" and self._forwards_only():
             await self.rohrpost_message(message)
+            return
+        if kind == repair.CATCH_UP_EVENT:
+            await self.rohrpost_catch_up(message)
             return
         await super().dispatch(message)
 
@@ -197,11 +221,30 @@ class AsyncSubscriber(
         return cls.rohrpost_message is AsyncSubscriber.rohrpost_message
 
     async def rohrpost_message(self, event: dict[str, Any]) -> None:
-        """Forward a group message; the text was encoded once by the sender."""
-        if not self._already_sent(event) and not self.was_revoked(event):
-            text = self._event_text(event)
-            if text is not None:
-                await self.send(text_data=self.encode_group_text(text))
+        """Forward a group message; the text was encoded once by the sender.
+
+        A numbered message goes out in order, once: a gap before it is filled
+        from the group's history first (see :mod:`rohrpost_signals.repair`).
+        """
+        if self.was_revoked(event):
+            return
+        frame = self._live_frame(event)
+        if frame is None:
+            return
+        if event.get("seq") is None or "group" not in event:
+            await self.send(text_data=frame)
+            return
+        frames, gap_after = self.plan_live(event, frame)
+        if gap_after is not None:
+            frames = await self.fill_gap(event, frame, gap_after)
+        for text in frames:
+            await self.send(text_data=text)
+
+    async def rohrpost_catch_up(self, event: dict[str, Any]) -> None:
+        """The worker's head check found the socket behind in a group: catch up."""
+        if event["group"] in self.subscriptions:
+            for text in await self.catch_up_frames(event):
+                await self.send(text_data=text)
 
     async def ajoin(
         self, group: str, since: int | None, request: dict[str, Any]
@@ -212,6 +255,7 @@ class AsyncSubscriber(
         (``None`` when history is off); send the reply, then
         ``self._after_subscribe(group, replay)``.
         """
+        subscription_epoch(request)  # a bad one is an error before anything happens
         self._check_limit(group, request)
         await self.authorize_subscription(group, request["id"], request["type"])
         since = self._since_for(group, since)
@@ -226,7 +270,9 @@ class AsyncSubscriber(
             replay = None
             if history.enabled():
                 replay = await limits.bounded(
-                    history.store_for(conf.CHANNEL_LAYER).replay(group, since),
+                    history.store_for(conf.CHANNEL_LAYER).replay(
+                        group, since, subscription_epoch(request)
+                    ),
                     f"reading the history of {group!r}",
                     request["id"],
                     request["type"],
@@ -254,6 +300,10 @@ class SyncSubscriber(
 ):
     """Base of the sync consumers: handlers run in the consumer's thread."""
 
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        self.bind_feed(self.channel_layer_alias)
+        await super().__call__(scope, receive, send)
+
     def connect(self) -> None:
         self.subscriptions = set()
         self.join_control_groups()
@@ -279,14 +329,34 @@ class SyncSubscriber(
         async_to_sync(self.channel_layer.group_discard)(name, self.channel_name)
 
     def rohrpost_message(self, event: dict[str, Any]) -> None:
-        """Forward a group message; the text was encoded once by the sender."""
-        if not self._already_sent(event) and not self.was_revoked(event):
-            text = self._event_text(event)
-            if text is not None:
-                self.send(text_data=self.encode_group_text(text))
+        """Forward a group message; the text was encoded once by the sender.
+
+        A numbered message goes out in order, once: a gap before it is filled
+        from the group's history first (see :mod:`rohrpost_signals.repair`).
+        """
+        if self.was_revoked(event):
+            return
+        frame = self._live_frame(event)
+        if frame is None:
+            return
+        if event.get("seq") is None or "group" not in event:
+            self.send(text_data=frame)
+            return
+        frames, gap_after = self.plan_live(event, frame)
+        if gap_after is not None:
+            frames = async_to_sync(self.fill_gap)(event, frame, gap_after)
+        for text in frames:
+            self.send(text_data=text)
+
+    def rohrpost_catch_up(self, event: dict[str, Any]) -> None:
+        """The worker's head check found the socket behind in a group: catch up."""
+        if event["group"] in self.subscriptions:
+            for text in async_to_sync(self.catch_up_frames)(event):
+                self.send(text_data=text)
 
     def join(self, group: str, since: int | None, request: dict[str, Any]) -> history.Replay | None:
         """Sync twin of :meth:`AsyncSubscriber.ajoin`."""
+        subscription_epoch(request)  # a bad one is an error before anything happens
         self._check_limit(group, request)
         self.authorize_subscription(group, request["id"], request["type"])
         since = self._since_for(group, since)
@@ -302,7 +372,9 @@ class SyncSubscriber(
             replay = None
             if history.enabled():
                 replay = async_to_sync(limits.bounded)(
-                    history.store_for(conf.CHANNEL_LAYER).replay(group, since),
+                    history.store_for(conf.CHANNEL_LAYER).replay(
+                        group, since, subscription_epoch(request)
+                    ),
                     f"reading the history of {group!r}",
                     request["id"],
                     request["type"],

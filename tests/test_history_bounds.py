@@ -19,7 +19,7 @@ def run(coro: object) -> object:
 async def append(store: MemoryHistory | RedisHistory, group: str, n: int = 1) -> int:
     seq = 0
     for _ in range(n):
-        seq, _text = await store.append(group, '{"seq":', "}")
+        seq, _epoch, _text = await store.append(group, '{"seq":', "}")
     return seq
 
 
@@ -40,7 +40,7 @@ def test_memory_reads_create_nothing_and_the_first_message_follows_the_head() ->
 
 def test_memory_history_is_bounded_oldest_group_first() -> None:
     async def scenario() -> None:
-        text_size = len('{"seq":1}') + 15  # seq numbers are 16 digits
+        text_size = len('{"seq":1,"epoch":""}') + 15 + 12  # 16-digit seqs, 12-character epochs
         per_group = GROUP_OVERHEAD + 2 * (text_size + ENTRY_OVERHEAD)
         with override_settings(ROHRPOST={"HISTORY_MAX_BYTES": 10 * per_group}):
             store = MemoryHistory()
@@ -84,7 +84,7 @@ def test_redis_reads_create_no_keys() -> None:
             [head] = heads
             assert await append(store, "product-3") == head + 1
             assert (await store.replay("product-3", head)).texts
-            assert len(await client.keys(f"{prefix}:rps:seq:*")) == 1
+            assert len(await client.keys(f"{prefix}:rps:head:*")) == 1
         finally:
             keys = await client.keys(f"{prefix}:*")
             if keys:

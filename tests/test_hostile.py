@@ -200,9 +200,9 @@ async def test_unsubscribe_drops_the_sockets_bookkeeping(kind: str, user: User) 
         await request(ws, id=1, type="subscribe", data={"group": group, "since": head})
         await assert_alive(ws)
         [consumer] = instances
-        assert group in consumer.replayed_upto
+        assert group in consumer.cursors
         await request(ws, id=2, type="unsubscribe", data=group)
-        assert group not in consumer.replayed_upto
+        assert group not in consumer.cursors
     await ws.disconnect()
 
 

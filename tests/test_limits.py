@@ -143,12 +143,12 @@ def test_request_budget() -> None:
 @override_settings(ROHRPOST={"MAX_REPLAY_BYTES_PER_MINUTE": 100})
 def test_replay_over_the_budget_becomes_resync_required() -> None:
     budgets = ConnectionBudgets()
-    small = Replay(10, ("a" * 60,))
+    small = Replay(10, "e", ("a" * 60,))
     assert budgets.charge_replay(small) is small
     # 40 bytes left: the next 60 do not fit, and nothing is taken for them.
-    assert budgets.charge_replay(small) == Replay(10, (), resync=True)
-    assert budgets.charge_replay(Replay(10, ("b" * 40,))).texts == ("b" * 40,)
-    assert budgets.charge_replay(Replay(11)) == Replay(11)  # nothing to replay costs nothing
+    assert budgets.charge_replay(small) == Replay(10, "e", (), resync=True)
+    assert budgets.charge_replay(Replay(10, "e", ("b" * 40,))).texts == ("b" * 40,)
+    assert budgets.charge_replay(Replay(11, "e")) == Replay(11, "e")  # nothing to replay is free
 
 
 @override_settings(ROHRPOST={"MAX_OUTGOING_BYTES": 1000})

@@ -66,7 +66,11 @@ async def test_subscribed_socket_gets_saves_until_it_unsubscribes(
     assert subscribed == {
         "id": 2,
         "type": "subscribe",
-        "data": {"group": group, "seq": subscribed["data"]["seq"]},
+        "data": {
+            "group": group,
+            "seq": subscribed["data"]["seq"],
+            "epoch": subscribed["data"]["epoch"],
+        },
     }
     await save_order(order, status="paid")
     update = await reply(ws)
@@ -75,6 +79,7 @@ async def test_subscribed_socket_gets_saves_until_it_unsubscribes(
         "type": "update",
         "group": group,
         "seq": subscribed["data"]["seq"] + 1,
+        "epoch": subscribed["data"]["epoch"],
         "object": {
             "id": order.pk,
             "status": "paid",

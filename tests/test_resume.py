@@ -62,7 +62,7 @@ async def test_reconnecting_client_gets_exactly_what_it_missed(
 
     ws = await connect(kind, user)
     answer = await subscribe(ws, group, since=last_seen)
-    assert answer["data"] == {"group": group, "seq": last_seen + 50}
+    assert answer["data"] == {"group": group, "seq": last_seen + 50, "epoch": live["data"]["epoch"]}
     replayed = [await reply(ws) for _ in range(50)]
     assert [m["data"]["seq"] for m in replayed] == list(range(last_seen + 1, last_seen + 51))
     assert [m["data"]["object"]["id"] for m in replayed] == [product.pk] * 50
@@ -100,16 +100,17 @@ async def test_beyond_the_history_limit_the_client_must_resync(
     product = await database_sync_to_async(Product.objects.create)(name="lamp")
     group = f"product-{product.pk}"
     ws = await connect(kind, user)
-    since = (await subscribe(ws, group))["data"]["seq"]
+    head = (await subscribe(ws, group))["data"]
+    since, epoch = head["seq"], head["epoch"]
     await ws.disconnect()
     await updates_while_away(product, 11)
 
     ws = await connect(kind, user)
     answer = await subscribe(ws, group, since=since)
-    assert answer["data"] == {"group": group, "seq": since + 11}
+    assert answer["data"] == {"group": group, "seq": since + 11, "epoch": epoch}
     resync = await reply(ws)
     assert resync["type"] == "resync-required"
-    assert resync["data"] == {"group": group, "seq": since + 11}
+    assert resync["data"] == {"group": group, "seq": since + 11, "epoch": epoch}
     # Still subscribed: live messages keep coming.
     await rename(product, "live")
     await dispatch.aflush()
@@ -194,13 +195,20 @@ async def test_live_copies_of_replayed_messages_are_dropped(
 ) -> None:
     """The seam: a message both replayed and delivered live reaches the socket once."""
     ws = await connect(kind, user)
-    seq = (await subscribe(ws, "product-9"))["data"]["seq"]
+    head = (await subscribe(ws, "product-9"))["data"]
+    seq, epoch = head["seq"], head["epoch"]
     layer = get_channel_layer()
     for n in (seq - 1, seq, seq + 1):
         text = json.dumps({"id": n, "type": "subscription-update", "data": {"seq": n}})
         await layer.group_send(
             "product-9",
-            {"type": "rohrpost.message", "message": text, "group": "product-9", "seq": n},
+            {
+                "type": "rohrpost.message",
+                "message": text,
+                "group": "product-9",
+                "seq": n,
+                "epoch": epoch,
+            },
         )
     assert json.loads(await ws.receive_from(timeout=10))["data"]["seq"] == seq + 1
     assert await ws.receive_nothing(timeout=0.2)

@@ -6,6 +6,7 @@ The server is uvicorn on a real port, in this process, so the test's settings
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 import threading
@@ -16,12 +17,19 @@ import httpx
 import pytest
 import uvicorn
 import websockets
+from channels.db import database_sync_to_async
+from channels.layers import channel_layers
 from channels.routing import ProtocolTypeRouter, URLRouter
 from django.core.asgi import get_asgi_application
+from django.test import override_settings
 from jsonrpcclient import Error, Ok, notification_json, parse, parse_json, request, request_json
 
 import tests.rpc_methods  # noqa: F401  (registers the methods called here)
-from rohrpost_signals.routing import jsonrpc_websocket_urlpatterns
+from rohrpost_signals import dispatch
+from rohrpost_signals.routing import jsonrpc_websocket_urlpatterns, websocket_urlpatterns
+from shop.models import Product
+from tests import services
+from tests.conftest import redis_layer_config
 from tests.helpers import eventually
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.urls("tests.jsonrpc_urls")]
@@ -35,9 +43,8 @@ def _free_port() -> int:
 
 @pytest.fixture
 def server() -> Iterator[str]:
-    app = ProtocolTypeRouter(
-        {"http": get_asgi_application(), "websocket": URLRouter(jsonrpc_websocket_urlpatterns)}
-    )
+    sockets = URLRouter([*websocket_urlpatterns, *jsonrpc_websocket_urlpatterns])
+    app = ProtocolTypeRouter({"http": get_asgi_application(), "websocket": sockets})
     port = _free_port()
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
     instance = uvicorn.Server(config)
@@ -115,3 +122,42 @@ async def test_http_with_httpx_and_jsonrpcclient(server: str) -> None:
         refused = await client.post("/rpc/", json=call)
         assert refused.status_code == 403
         assert (await client.get("/rpc/open/")).status_code == 405
+
+
+@pytest.fixture
+def redis_layer(settings: Any) -> Iterator[None]:
+    """Redis, so the test's loop (the sender) and the server's loop share the layer."""
+    services.need_redis()
+    policy = {**settings.ROHRPOST, "SUBSCRIBE_POLICY": "tests.policies.allow_all"}
+    with override_settings(CHANNEL_LAYERS={"default": redis_layer_config()}, ROHRPOST=policy):
+        channel_layers.backends.clear()
+        yield
+    channel_layers.backends.clear()
+
+
+@pytest.mark.redis
+async def test_a_model_change_reaches_both_protocols_through_a_real_server(
+    redis_layer: None, server: str
+) -> None:
+    product = await database_sync_to_async(Product.objects.create)(name="lamp")
+    group = f"product-{product.pk}"
+    async with (
+        websockets.connect(f"ws://{server}/ws/jsonrpc/") as json_rpc,
+        websockets.connect(f"ws://{server}/ws/rohrpost/") as classic,
+    ):
+        subscribe = request("subscribe", params={"group": group})
+        await json_rpc.send(json.dumps(subscribe))
+        joined = parse_json(await json_rpc.recv())
+        assert isinstance(joined, Ok)
+        assert joined.result["group"] == group
+        await classic.send(json.dumps({"id": 1, "type": "subscribe", "data": {"group": group}}))
+        assert json.loads(await classic.recv())["data"]["group"] == group
+
+        product.name = "desk lamp"
+        await database_sync_to_async(product.save)()
+        await dispatch.aflush()
+        notification = json.loads(await asyncio.wait_for(json_rpc.recv(), 30))
+        update = json.loads(await asyncio.wait_for(classic.recv(), 30))
+    assert notification["method"] == "subscription-update"
+    assert notification["params"] == update["data"]
+    assert notification["params"]["seq"] == joined.result["seq"] + 1

@@ -8,7 +8,6 @@ from collections.abc import Iterable
 from django import template
 from django.templatetags.static import static
 from django.utils.html import format_html
-from django.utils.safestring import SafeString
 
 register = template.Library()
 
@@ -29,7 +28,7 @@ def rohrpost_client(
     groups: str | Iterable[object] | None = None,
     url: str = "/ws/rohrpost/",
     name: str = "rohrpost",
-) -> SafeString:
+) -> str:
     """Render the client's ``<script>`` tag with the page's groups in data attributes.
 
     The script (``rohrpost.js``) creates a client for ``url``, subscribes it

@@ -7,15 +7,15 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.testing import WebsocketCommunicator
 
 from rohrpost_signals import security
 
 
-class Accept(AsyncWebsocketConsumer):
-    async def connect(self) -> None:
-        await self.accept()
+async def accept(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """A bare ASGI app that accepts the socket and waits for it to close."""
+    while (await receive())["type"] != "websocket.disconnect":
+        await send({"type": "websocket.accept"})
 
 
 @pytest.fixture(autouse=True)
@@ -32,7 +32,7 @@ def refusals(caplog: pytest.LogCaptureFixture) -> list[tuple[int, str]]:
 
 
 async def handshake(origin: bytes | None) -> bool:
-    app = security.AllowedHostsOriginValidator(Accept.as_asgi())
+    app = security.AllowedHostsOriginValidator(accept)
     headers = [(b"origin", origin)] if origin is not None else []
     socket = WebsocketCommunicator(app, "/ws/rohrpost/", headers=headers)
     connected, _ = await socket.connect()

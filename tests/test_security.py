@@ -11,6 +11,10 @@ from channels.testing import WebsocketCommunicator
 
 from rohrpost_signals import security
 
+# Channels' WebsocketDenier is a consumer, and consumers close old database
+# connections on every event.
+pytestmark = pytest.mark.django_db
+
 
 async def accept(scope: dict[str, Any], receive: Any, send: Any) -> None:
     """A bare ASGI app that accepts the socket and waits for it to close."""

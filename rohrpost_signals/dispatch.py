@@ -27,11 +27,12 @@ import logging
 import os
 import threading
 import time
+import typing
 import weakref
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 from channels.layers import get_channel_layer
 
@@ -61,9 +62,20 @@ class Outgoing(NamedTuple):
     event_type: str = EVENT_TYPE
 
 
+CounterName = Literal[
+    "queued", "sent", "failed", "dropped", "layer_errors", "layer_dropped", "rejoins"
+]
+
+
 @dataclass
 class Stats:
-    """Counters an operator can read (``rohrpost_signals.dispatch.stats``)."""
+    """Counters an operator can read (``rohrpost_signals.dispatch.stats``).
+
+    Several threads count at once (the sender, consumers, ``save()`` callers):
+    change them with :meth:`add` and :meth:`error`, which hold a lock; read
+    them as attributes or all at once with :meth:`as_dict`. Tests may
+    :meth:`reset` them.
+    """
 
     queued: int = 0
     sent: int = 0
@@ -77,18 +89,34 @@ class Stats:
     rejoins: int = 0
     last_error: str = ""
     last_error_at: float = 0.0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def add(self, name: CounterName, count: int = 1) -> None:
+        with self._lock:
+            setattr(self, name, getattr(self, name) + count)
+
+    def error(self, text: str) -> None:
+        """Count a failed send and remember it as the last error."""
+        with self._lock:
+            self.failed += 1
+            self.last_error = text
+            self.last_error_at = time.time()
+
+    def reset(self) -> None:
+        """Set every counter back to zero (for tests)."""
+        with self._lock:
+            for name in typing.get_args(CounterName):
+                setattr(self, name, 0)
+            self.last_error = ""
+            self.last_error_at = 0.0
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "queued": self.queued,
-            "sent": self.sent,
-            "failed": self.failed,
-            "dropped": self.dropped,
-            "layer_errors": self.layer_errors,
-            "layer_dropped": self.layer_dropped,
-            "rejoins": self.rejoins,
-            "last_error": self.last_error,
-        }
+        with self._lock:
+            counters: dict[str, Any] = {
+                name: getattr(self, name) for name in typing.get_args(CounterName)
+            }
+            counters["last_error"] = self.last_error
+        return counters
 
 
 #: The process's counters: ``queued``, ``sent``, ``failed``, ``dropped``, ``last_error``.
@@ -143,7 +171,7 @@ class LoopSender:
         """Queue ``item``; safe from any thread."""
         # The limit is at least 1 (system check), so an empty queue skips the settings lookup.
         if self.queue and len(self.queue) >= conf.MAX_PENDING_MESSAGES:
-            stats.dropped += 1
+            stats.add("dropped")
             dropped_log.record(
                 item.group,
                 f"Dropped {item.origin} for group {item.group!r}: "
@@ -252,16 +280,15 @@ async def _send(item: Outgoing) -> None:
         await layer.group_send(item.group, event)
         hints.after_send(layer, item.group, item.origin)
     except Exception as exc:
-        stats.failed += 1
-        stats.last_error = f"{type(exc).__name__}: {exc}"
-        stats.last_error_at = time.time()
+        error = f"{type(exc).__name__}: {exc}"
+        stats.error(error)
         failed_log.record(
             item.group,
             f"Could not send {item.origin} to group {item.group!r} through channel layer "
-            f"{item.layer_alias!r}: {stats.last_error}",
+            f"{item.layer_alias!r}: {error}",
         )
     else:
-        stats.sent += 1
+        stats.add("sent")
 
 
 # Unlike get_running_loop(), no exception to raise and catch on every save.
@@ -293,7 +320,7 @@ class Dispatcher:
         )
 
     def submit(self, item: Outgoing) -> None:
-        stats.queued += 1
+        stats.add("queued")
         if interceptors:
             for intercept in list(interceptors):
                 if intercept(item):

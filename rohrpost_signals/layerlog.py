@@ -34,10 +34,10 @@ class CapacityDropFilter(logging.Filter):
         try:
             over, members, group = int(args[0]), int(args[1]), args[2]
         except (IndexError, TypeError, ValueError):
-            stats.layer_dropped += 1
+            stats.add("layer_dropped")
             over, members, group = 1, 0, "?"
         else:
-            stats.layer_dropped += over
+            stats.add("layer_dropped", over)
         record.levelno = logging.WARNING
         record.levelname = logging.getLevelName(logging.WARNING)
         record.msg = (

@@ -116,7 +116,7 @@ class LayerGuard:
 
     def leave_failed(self, group: str, exc: BaseException) -> None:
         """Sync consumers: log it; the membership runs out after ``group_expiry``."""
-        stats.layer_errors += 1
+        stats.add("layer_errors")
         logger.warning(
             "Could not leave group %r (%s: %s); the membership expires after the "
             "layer's group_expiry.",
@@ -167,7 +167,7 @@ class MembershipKeeper:
 
     def failed(self, what: str, exc: BaseException) -> None:
         """Count a layer error; the first of an outage is logged."""
-        stats.layer_errors += 1
+        stats.add("layer_errors")
         if not self._outage_since:
             self._outage_since = time.monotonic()
             self._back.clear()
@@ -236,7 +236,7 @@ class MembershipKeeper:
         self._back.set()
         self._renewed_at = time.monotonic()
         if lost or outage:
-            stats.rejoins += 1
+            stats.add("rejoins")
             reason = "Redis lost its data" if lost else "the channel layer is back"
             logger.warning(
                 "Rejoined %d group memberships of %d sockets (and left %d of closed ones): %s.",

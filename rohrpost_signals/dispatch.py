@@ -36,7 +36,7 @@ from typing import Any, Literal, NamedTuple
 
 from channels.layers import get_channel_layer
 
-from . import _compat, hints, history
+from . import _compat, hints, history, lifecycle
 from .conf import conf
 from .failurelog import FailureLog
 
@@ -164,8 +164,17 @@ class LoopSender:
     # Runs on self.loop.
     def _ensure_task(self) -> None:
         if self._task is None or self._task.done():
+            if self._task is None:
+                lifecycle.at_server_stop(self.loop, self.stop)
             self._wakeup = asyncio.Event()
             self._task = self.loop.create_task(self._run())
+
+    async def stop(self) -> None:
+        """End the task after it handed the layer what is queued (the server stops)."""
+        task = self._task
+        if task is not None and not task.done():
+            task.cancel()
+            await asyncio.wait({task})
 
     def push(self, item: Outgoing) -> None:
         """Queue ``item``; safe from any thread."""
@@ -193,15 +202,33 @@ class LoopSender:
         self._wakeup.set()
 
     async def _run(self) -> None:
+        try:
+            await self._serve()
+        except asyncio.CancelledError:
+            # The event loop is closing (asyncio.run cancels what is left once
+            # the server returned, or the server stopped us): send what is queued.
+            if self.queue:
+                await lifecycle.within(self._drain(), lifecycle.STOP_SECONDS)
+            if self.queue:
+                logger.error(
+                    "%d rohrpost messages were still queued when the event loop stopped.",
+                    len(self.queue),
+                )
+            raise
+
+    async def _drain(self) -> None:
+        while self.queue:
+            batch = [self.queue.popleft()]
+            while self.queue and len(batch) < MAX_BATCH:
+                batch.append(self.queue.popleft())
+            await _send_batch(batch)
+            self._advance(len(batch))
+
+    async def _serve(self) -> None:
         assert self._wakeup is not None
         wakeup = self._wakeup
         while True:
-            while self.queue:
-                batch = [self.queue.popleft()]
-                while self.queue and len(batch) < MAX_BATCH:
-                    batch.append(self.queue.popleft())
-                await _send_batch(batch)
-                self._advance(len(batch))
+            await self._drain()
             if self.linger:
                 await asyncio.sleep(self.linger)
                 if self.queue:

@@ -12,19 +12,21 @@ Two things go wrong with a shared Redis, and the browser must notice neither:
   keeps a marker key in Redis; when the marker has gone, after any layer error
   and well before ``group_expiry`` runs out, it joins every live consumer to
   its groups again. Joining a group twice is harmless.
+* Every layer that expires memberships forgets a socket open longer than
+  ``group_expiry``: channels-redis, and Channels' in-memory layer too. The
+  keeper renews them the same way, with ``group_add``, on any such layer.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from . import _compat
+from . import _compat, lifecycle
 from .dispatch import stats
 
 logger = logging.getLogger("rohrpost_signals")
@@ -38,6 +40,16 @@ RETRY_MAX = 5.0
 _MARKER_TTL = 120
 # Renew memberships this many times per group_expiry, so none runs out.
 _RENEWALS_PER_EXPIRY = 3
+
+
+def _cancelling(task: asyncio.Task[Any] | None) -> bool:
+    """Whether ``task`` was asked to stop (Python 3.11+ can tell)."""
+    cancelling = getattr(task, "cancelling", None)
+    return bool(cancelling and cancelling())
+
+
+def _cancel_requested() -> bool:
+    return _cancelling(asyncio.current_task())
 
 
 def _redis_core_layer(layer: Any) -> bool:
@@ -81,6 +93,7 @@ class LayerGuard:
     channel_name: str
     subscriptions: set[str]
     _layer_receive: Callable[[], Awaitable[dict[str, Any]]]
+    _receive_task: asyncio.Task[Any] | None
 
     def _take_layer_receive(self, receive: Callable[[], Awaitable[dict[str, Any]]]) -> None:
         self._layer_receive = receive
@@ -92,6 +105,8 @@ class LayerGuard:
     )
 
     async def _guarded_receive(self) -> dict[str, Any]:
+        # The keeper ends this task should the layer swallow its cancellation.
+        self._receive_task = asyncio.current_task()
         delay = RETRY_FIRST
         while True:
             started = time.monotonic()
@@ -102,6 +117,12 @@ class LayerGuard:
                 keeper_for(self.channel_layer).untrack(self)
                 raise
             except Exception as exc:
+                if _cancel_requested():
+                    # The consumer is ending: its cancellation met a read timeout
+                    # and came out as redis-py's TimeoutError. Retrying would
+                    # keep the consumer, and the server waiting for it, forever.
+                    keeper_for(self.channel_layer).untrack(self)
+                    raise asyncio.CancelledError from exc
                 if _idle_timeout(exc, time.monotonic() - started):
                     continue
                 keeper_for(self.channel_layer).failed("receive", exc)
@@ -145,6 +166,10 @@ class MembershipKeeper:
         self.consumers: weakref.WeakSet[LayerGuard] = weakref.WeakSet()
         self._task: asyncio.Task[None] | None = None
         self._redis = _redis_core_layer(layer)
+        # Every layer that expires memberships (channels-redis, the in-memory
+        # layer) gets them renewed: joining again with group_add resets the clock.
+        self._expiry = float(getattr(layer, "group_expiry", 0) or 0)
+        self._watching = self._redis or self._expiry > 0
         self._markers_set: set[int] = set()
         self._outage_since = 0.0  # > 0 while the layer is failing
         self._back = asyncio.Event()  # set unless the layer is failing
@@ -159,7 +184,7 @@ class MembershipKeeper:
 
     def track(self, consumer: LayerGuard) -> None:
         self.consumers.add(consumer)
-        if self._redis:
+        if self._watching:
             self._ensure_task()
 
     def untrack(self, consumer: LayerGuard) -> None:
@@ -182,17 +207,33 @@ class MembershipKeeper:
 
     async def wait_until_back(self, timeout: float) -> None:
         """Sleep ``timeout`` seconds, or less if the layer recovers meanwhile."""
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(self._back.wait(), timeout)
+        # Not wait_for: before Python 3.12 it drops a cancellation that meets
+        # the event being set, and the consumer would never end.
+        back = asyncio.ensure_future(self._back.wait())
+        try:
+            await asyncio.wait({back}, timeout=timeout)
+        finally:
+            back.cancel()
 
     def _ensure_task(self) -> None:
         if self._task is None or self._task.done():
-            self._task = asyncio.get_running_loop().create_task(self._run())
+            loop = asyncio.get_running_loop()
+            if self._task is None:
+                lifecycle.at_server_stop(loop, self.stop)
+            self._task = loop.create_task(self._run())
+
+    async def stop(self) -> None:
+        """End the task (the server stops); a later failure or consumer starts it again."""
+        task = self._task
+        if task is not None and not task.done():
+            task.cancel()
+            await asyncio.wait({task})
 
     async def _run(self) -> None:
-        # Only Redis needs watching while all is well; other layers only after a failure.
-        while (self._redis and self.consumers) or self._outage_since or self._discards:
-            await asyncio.sleep(CHECK_INTERVAL)
+        # Layers that neither expire memberships nor lose them need watching only after a failure.
+        while (self._watching and self.consumers) or self._outage_since or self._discards:
+            await asyncio.sleep(self._interval())
+            self._end_stuck_receives()
             try:
                 lost = await self._markers_lost() if self._redis else False
                 if lost or self._outage_since or self._discards or self._renewal_due():
@@ -200,11 +241,34 @@ class MembershipKeeper:
             except Exception as exc:
                 self.failed("membership check", exc)
 
+    def _end_stuck_receives(self) -> None:
+        """Cancel again the layer receive of consumers that are ending.
+
+        Before Python 3.12, ``asyncio.wait_for`` drops a cancellation that
+        arrives as the awaited call completes; redis-py sends every command
+        through it. A receive cancelled at that moment goes on waiting for
+        messages in channels-redis' loop, the consumer waits for it in
+        Channels' clean-up, and the server waits for the consumer: SIGTERM
+        never finishes. Its socket has closed, or the task was cancelled
+        (Python 3.11+ can tell): a second cancellation ends it.
+        """
+        for consumer in list(self.consumers):
+            task = consumer.__dict__.get("_receive_task")
+            if task is None or task.done():
+                continue
+            if getattr(consumer, "_socket_closed", False) or _cancelling(task):
+                task.cancel()
+
+    def _interval(self) -> float:
+        # A short group_expiry (tests) needs looks more often than once a second.
+        if self._expiry:
+            return min(CHECK_INTERVAL, self._expiry / _RENEWALS_PER_EXPIRY / 2)
+        return CHECK_INTERVAL
+
     def _renewal_due(self) -> bool:
-        expiry = float(getattr(self.layer, "group_expiry", 0) or 0)
-        if not expiry:
+        if not self._expiry:
             return False
-        return time.monotonic() - self._renewed_at > expiry / _RENEWALS_PER_EXPIRY
+        return time.monotonic() - self._renewed_at > self._expiry / _RENEWALS_PER_EXPIRY
 
     async def _markers_lost(self) -> bool:
         """Whether a shard lost this process's marker key (its data with it)."""

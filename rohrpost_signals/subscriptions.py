@@ -33,6 +33,7 @@ from .conf import conf
 from .exceptions import ProtocolError
 from .groupevents import event_text
 from .guards import AsyncConnectionGuard, SyncConnectionGuard
+from .lifecycle import StopWithServer
 from .lifetime import AsyncAuthorizedSubscriptions, SyncAuthorizedSubscriptions
 from .membership import LayerGuard, keeper_for
 from .protocol import subscription_epoch
@@ -169,6 +170,7 @@ class AsyncSubscriber(
     AsyncAuthorizedSubscriptions,
     LayerGuard,
     AsyncConnectionGuard,
+    StopWithServer,
     AsyncWebsocketConsumer,  # type: ignore[misc]
 ):
     """Base of the async consumers: group membership, subscribe, forwarding."""
@@ -199,7 +201,9 @@ class AsyncSubscriber(
         """Leave group ``name``; leaving a group the socket is not in is fine."""
         self.subscriptions.discard(name)
         self._forget(name)
+        self._note_leaving(name)
         await self.channel_layer.group_discard(name, self.channel_name)
+        self._note_left(name)
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         # Channels (4.2+) hops to a worker thread to close stale database
@@ -296,6 +300,7 @@ class SyncSubscriber(
     SyncAuthorizedSubscriptions,
     LayerGuard,
     SyncConnectionGuard,
+    StopWithServer,
     WebsocketConsumer,  # type: ignore[misc]
 ):
     """Base of the sync consumers: handlers run in the consumer's thread."""
@@ -326,7 +331,9 @@ class SyncSubscriber(
         """Leave group ``name``; leaving a group the socket is not in is fine."""
         self.subscriptions.discard(name)
         self._forget(name)
+        self._note_leaving(name)
         async_to_sync(self.channel_layer.group_discard)(name, self.channel_name)
+        self._note_left(name)
 
     def rohrpost_message(self, event: dict[str, Any]) -> None:
         """Forward a group message; the text was encoded once by the sender.

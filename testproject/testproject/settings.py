@@ -4,6 +4,7 @@ Environment:
   RPS_DB=sqlite|postgres   database (default sqlite; postgres uses 127.0.0.1:5432/test)
   RPS_LAYER=memory|redis   channel layer (default: redis when REDIS_URL is set)
   REDIS_URL                Redis for the redis layer (default redis://127.0.0.1:6379/0)
+  RPS_REDIS_CONFIG=defaults   the redis layer with channels-redis' defaults (no tuning)
   RPS_HISTORY_MAX_MESSAGES, RPS_HISTORY_MAX_AGE   override ROHRPOST's resume history limits
 """
 
@@ -101,10 +102,16 @@ if _layer == "redis":
                 "prefix": os.environ.get("RPS_REDIS_PREFIX", "rohrpost-signals"),
                 # channels-redis drops group messages for a channel holding
                 # `capacity` unread ones; its default of 100 is too small.
-                "capacity": int(os.environ.get("RPS_REDIS_CAPACITY", "1000")),
+                "capacity": int(os.environ.get("RPS_REDIS_CAPACITY") or "1000"),
             },
         }
     }
+    if os.environ.get("RPS_REDIS_CONFIG") == "defaults":
+        # The Channels docs' config: channels-redis and redis-py defaults throughout.
+        CHANNEL_LAYERS["default"]["CONFIG"] = {
+            "hosts": [REDIS_URL or "redis://127.0.0.1:6379/0"],
+            "prefix": os.environ.get("RPS_REDIS_PREFIX", "rohrpost-signals"),
+        }
     # Integration tests vary the layer's expiries (channels-redis defaults otherwise).
     for _option in ("expiry", "group_expiry"):
         if os.environ.get(f"RPS_REDIS_{_option.upper()}"):

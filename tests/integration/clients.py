@@ -57,6 +57,8 @@ class Client:
     others: list[tuple[dict[str, Any], float]] = field(default_factory=list)
     connects: int = 0
     closes: int = 0
+    #: The close code of each connection that ended (1006: no close frame came).
+    close_codes: list[int | None] = field(default_factory=list)
     ws: ClientConnection | None = None
     _replies: dict[Any, asyncio.Future[dict[str, Any]]] = field(default_factory=dict)
     _next_id: int = 0
@@ -118,6 +120,8 @@ class Client:
                 pass
             finally:
                 reader.cancel()
+                if not self._stopping:
+                    self.close_codes.append(self.ws.close_code)
                 self._ready.clear()
                 for future in self._replies.values():
                     future.cancel()

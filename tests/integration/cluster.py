@@ -26,6 +26,9 @@ from tests import services
 REPO = Path(__file__).resolve().parents[2]
 TESTPROJECT = REPO / "testproject"
 
+#: The servers' frame size limit: twice the library's MAX_MESSAGE_BYTES.
+FRAME_LIMIT = 2 * 65536
+
 #: How the layer is sized in every test, as docs/deployment.rst recommends.
 RECOMMENDED_LAYER = {
     "RPS_REDIS_CAPACITY": "10000",
@@ -213,9 +216,13 @@ class Worker:
     def command(self) -> list[str]:
         app = "testproject.asgi:application"
         fd = str(self.socket.fileno())
+        # Frames over twice MAX_MESSAGE_BYTES are refused by the server itself,
+        # as docs/deployment.rst recommends.
+        limit = str(FRAME_LIMIT)
         if self.server == "daphne":
             daphne = [sys.executable, "-m", "daphne", "--fd", fd]
-            return [*daphne, "--access-log", os.devnull, app]
+            sizes = ["--websocket-max-message-size", limit, "--websocket-max-frame-size", limit]
+            return [*daphne, *sizes, "--access-log", os.devnull, app]
         return [
             sys.executable,
             "-m",
@@ -226,6 +233,8 @@ class Worker:
             "--no-access-log",
             "--log-level",
             "warning",
+            "--ws-max-size",
+            limit,
         ]
 
     def start(self) -> None:

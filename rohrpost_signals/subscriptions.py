@@ -228,7 +228,7 @@ class AsyncSubscriber(
         """Forward a group message; the text was encoded once by the sender.
 
         A numbered message goes out in order, once: a gap before it is filled
-        from the group's history first (see :mod:`rohrpost_signals.repair`).
+        from the group's history first (see ``rohrpost_signals.repair``).
         """
         if self.was_revoked(event):
             return
@@ -339,7 +339,7 @@ class SyncSubscriber(
         """Forward a group message; the text was encoded once by the sender.
 
         A numbered message goes out in order, once: a gap before it is filled
-        from the group's history first (see :mod:`rohrpost_signals.repair`).
+        from the group's history first (see ``rohrpost_signals.repair``).
         """
         if self.was_revoked(event):
             return

@@ -298,3 +298,19 @@ def test_every_error_code_is_on_the_protocol_page() -> None:
 
     text = page("protocol.rst")
     assert [code for code in sorted(ERROR_CODES) if f"``{code}``" not in text] == []
+
+
+def test_example_update_frames_carry_seq_and_epoch() -> None:
+    # What a reader copies into a client must look like what the server sends.
+    pages = {p.name: p.read_text(encoding="utf-8") for p in DOCS.glob("*.rst")}
+    pages["README.rst"] = (ROOT / "README.rst").read_text(encoding="utf-8")
+    found = 0
+    for name, text in pages.items():
+        blocks = re.findall(r"^\.\. code-block:: json\n\n((?:   .*\n|\n)+)", text, re.M)
+        body = "\n\n".join(blocks)
+        for match in re.finditer(r'"type": "subscription-update",(.*?)(?=\{"id"|\n\n)', body, re.S):
+            found += 1
+            frame = match.group(1)
+            assert '"seq"' in frame, f"{name}: an example update without seq: {frame}"
+            assert '"epoch"' in frame, f"{name}: an example update without epoch: {frame}"
+    assert found >= 5

@@ -9,7 +9,8 @@ library emits, and each quote must be found in the code as it is now:
   one nested in another's placeholder, and those literals must account for
   most of the line; so rewording a message in the code fails here;
 * ``:Error code:`` a code of an error reply, one of
-  ``rohrpost_signals.exceptions.ERROR_CODES``;
+  ``rohrpost_signals.exceptions.ERROR_CODES`` whose constant another module
+  of the package uses;
 * ``:Check:`` a system check id that the package emits;
 * ``:Client event:`` an event the JavaScript client emits.
 
@@ -25,6 +26,7 @@ from pathlib import Path
 
 import pytest
 
+from rohrpost_signals import exceptions
 from rohrpost_signals.exceptions import ERROR_CODES
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -124,6 +126,25 @@ def printed_by_the_code(line: str, templates: list[Template]) -> bool:
     return explained(line, templates) >= 0.5 * len(line)
 
 
+def codes_in_use() -> set[str]:
+    """The error codes whose constant some module other than exceptions.py uses."""
+    names = {
+        name: value
+        for name, value in vars(exceptions).items()
+        if name.isupper() and isinstance(value, str) and value in ERROR_CODES
+    }
+    used: set[str] = set()
+    for path in PACKAGE.rglob("*.py"):
+        if path.name == "exceptions.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Attribute) and node.attr in names:
+                used.add(names[node.attr])
+            elif isinstance(node, ast.Name) and node.id in names:
+                used.add(names[node.id])
+    return used
+
+
 def check_ids() -> set[str]:
     ids: set[str] = set()
     for path in PACKAGE.rglob("*.py"):
@@ -164,6 +185,7 @@ def test_every_entry_quotes_what_the_library_prints(title: str) -> None:
         )
     for code in fields.get("Error code", []):
         assert code in ERROR_CODES, f"{title!r}: {code!r} is not in exceptions.ERROR_CODES"
+        assert code in codes_in_use(), f"{title!r}: no code outside exceptions.py sends {code!r}"
     for check in fields.get("Check", []):
         assert check in check_ids(), f"{title!r}: the package emits no check {check!r}"
     for event in fields.get("Client event", []):

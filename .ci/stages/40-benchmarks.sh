@@ -13,3 +13,5 @@ fi
 test -s benchmarks/results/quick.txt
 "$PY" -m benchmarks.jsonrpc --quick
 test -s benchmarks/results/jsonrpc-quick.txt
+"$PY" -m benchmarks.recheck --quick
+test -s benchmarks/results/recheck-quick.txt

@@ -34,6 +34,7 @@ from .conf import conf
 from .encoding import encode
 from .groups import is_valid_group_name
 from .policy import decide, default_policy, get_policy, is_authenticated
+from .targets import preloaded
 from .watching import registry
 
 logger = logging.getLogger("rohrpost_signals.authorization")
@@ -168,13 +169,15 @@ def review(
             log_refusal(before, group, LOGGED_OUT, "subscription")
         return result
     only = event.get("group")
-    for group in [only] if only is not None else sorted(subscriptions):
-        if group not in subscriptions:
-            continue
-        code = refuse(group)
-        if code is not None:
-            result.revoked[group] = code
-            log_refusal(user, group, code, "subscription")
+    groups = [only] if only is not None else sorted(subscriptions)
+    with preloaded(groups):  # one query per model instead of one per group
+        for group in groups:
+            if group not in subscriptions:
+                continue
+            code = refuse(group)
+            if code is not None:
+                result.revoked[group] = code
+                log_refusal(user, group, code, "subscription")
     return result
 
 

@@ -11,8 +11,11 @@ collection, checked with the model-level permission.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import re
 import string
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,6 +38,12 @@ class Target:
         """The object the group names; None if it does not exist (or the value is invalid)."""
         if self.lookup is None:
             return None
+        found = _preloaded.get()
+        if found is not None:
+            [(field, value)] = self.lookup.items()
+            obj = found.get((self.watched.model, field, value))
+            if obj is not None:
+                return obj
         manager = self.watched.model._default_manager
         try:
             return manager.filter(**self.lookup).first()
@@ -121,6 +130,43 @@ class _Cache:
 
 
 _cache = _Cache()
+
+
+#: Objects loaded ahead for a re-check: (model, lookup field, text) -> object.
+_preloaded: contextvars.ContextVar[dict[tuple[Any, str, str], models.Model] | None] = (
+    contextvars.ContextVar("rohrpost_signals_preloaded", default=None)
+)
+
+
+@contextlib.contextmanager
+def preloaded(groups: Iterable[str]) -> Iterator[None]:
+    """Load the objects ``groups`` name with one query per model, for the block.
+
+    A socket re-checking its subscriptions asks for one object per group;
+    this turns those lookups into one ``__in`` query per model and field.
+    Anything not found here is looked up one by one as usual.
+    """
+    wanted: dict[tuple[Any, str], set[str]] = {}
+    for group in groups:
+        for target in targets_of(group):
+            if target.lookup is not None:
+                [(field, value)] = target.lookup.items()
+                wanted.setdefault((target.watched.model, field), set()).add(value)
+    found: dict[tuple[Any, str, str], models.Model] = {}
+    for (model, field), values in wanted.items():
+        if len(values) < 2:
+            continue
+        try:
+            for obj in model._default_manager.filter(**{f"{field}__in": list(values)}):
+                key = obj.pk if field == "pk" else getattr(obj, field)
+                found[(model, field, str(key))] = obj
+        except (ValueError, TypeError, ValidationError):
+            continue  # one value the field rejects: look them up one by one
+    token = _preloaded.set(found)
+    try:
+        yield
+    finally:
+        _preloaded.reset(token)
 
 
 def targets_of(group: str) -> list[Target]:

@@ -177,3 +177,18 @@ def test_refusals_are_logged_with_a_limit(
         "2 more refusals were not logged.",
         "Refused subscribe: user=None group='order-9' reason=unauthenticated",
     ]
+
+
+def test_a_recheck_loads_the_objects_of_one_model_in_one_query(
+    django_assert_max_num_queries: Any,
+) -> None:
+    from rohrpost_signals.targets import preloaded
+
+    customer = Customer.objects.create(name="c")
+    orders = [Order.objects.create(customer=customer) for _ in range(5)]
+    groups = [f"order-{o.pk}" for o in orders] + [f"order-{orders[-1].pk + 1000}"]
+    bob = grant(User.objects.create_user("bob"), "view_order")
+    bob.has_perm("shop.view_order")  # load the permission cache first
+    with django_assert_max_num_queries(2), preloaded(groups):  # the __in query, the missing one
+        codes = [decide(bob, group, {}) for group in groups]
+    assert codes == [None] * 5 + ["forbidden"]

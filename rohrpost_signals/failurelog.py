@@ -25,9 +25,10 @@ _MAX_GROUPS = 10_000
 class FailureLog:
     """Counts failures of one kind (``what``: "failed", "were dropped") and logs them."""
 
-    def __init__(self, what: str, interval: float = INTERVAL) -> None:
+    def __init__(self, what: str, interval: float = INTERVAL, level: int = logging.ERROR) -> None:
         self.what = what
         self.interval = interval
+        self.level = level
         self._lock = threading.Lock()
         self._messages = 0
         self._groups: set[str] = set()
@@ -51,8 +52,11 @@ class FailureLog:
                     self._groups.add(group)
                 self._last = description
         if first:
-            logger.error(
-                "%s (further ones are counted and logged every %g s)", description, self.interval
+            logger.log(
+                self.level,
+                "%s (further ones are counted and logged every %g s)",
+                description,
+                self.interval,
             )
             self._schedule()
 
@@ -80,7 +84,8 @@ class FailureLog:
         if not messages:
             return
         more = "at least " if groups >= _MAX_GROUPS else ""
-        logger.error(
+        logger.log(
+            self.level,
             "%s messages to %s%s groups %s in the last %.0f s (the last: %s)",
             f"{messages:,}",
             more,

@@ -19,7 +19,7 @@ from channels.layers import InMemoryChannelLayer, channel_layers, get_channel_la
 from django.contrib.auth.models import User
 from django.test import override_settings
 
-from rohrpost_signals import checks, membership
+from rohrpost_signals import checks, layerlog, membership
 from rohrpost_signals.dispatch import stats
 from tests import services
 from tests.conftest import redis_layer_config
@@ -236,16 +236,32 @@ async def test_channels_redis_capacity_drops_are_counted_and_warned(
         channel = await layer.new_channel()
         await layer.group_add("crowded", channel)
         dropped = stats.layer_dropped
-        with caplog.at_level(logging.WARNING):
+        layerlog.drops_log.report()  # start a fresh interval: the next drop is logged at once
+        # As the deployment docs' LOGGING recipe sets it: channels-redis at INFO.
+        with caplog.at_level(logging.INFO, logger="channels_redis.core"):
             await layer.group_send("crowded", EVENT)  # fills the worker's queue
             await layer.group_send("crowded", EVENT)  # dropped: over capacity
         await layer.flush()
     channel_layers.backends.clear()
     assert stats.layer_dropped == dropped + 1
-    [record] = [r for r in caplog.records if r.name == "channels_redis.core"]
-    assert record.levelno == logging.WARNING
-    assert "'crowded'" in record.getMessage()
-    assert "capacity" in record.getMessage()
+    # channels-redis's own record is left as it was ...
+    [theirs] = [r for r in caplog.records if r.name == "channels_redis.core"]
+    assert theirs.levelno == logging.INFO
+    assert "over capacity" in theirs.getMessage()
+    # ... and this app reports the drop on its own logger.
+    [ours] = [r for r in caplog.records if r.name == "rohrpost_signals"]
+    assert ours.levelno == logging.WARNING
+    assert "'crowded'" in ours.getMessage()
+    assert "capacity" in ours.getMessage()
+
+
+def test_installing_the_drop_counter_leaves_channels_redis_logging_alone() -> None:
+    logger = logging.getLogger("channels_redis.core")
+    level = logger.level
+    layerlog.install()
+    layerlog.install()
+    assert logger.level == level
+    assert sum(isinstance(f, layerlog.CapacityDropCounter) for f in logger.filters) == 1
 
 
 REDIS_CORE = "channels_redis.core.RedisChannelLayer"

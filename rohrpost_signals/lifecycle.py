@@ -113,6 +113,8 @@ class StopWithServer:
         if layer is None or channel is None:
             return
         groups = set(getattr(self, "subscriptions", ())) | self.__dict__.get("_leaving", set())
+        # The groups authorization joins every socket to (lifetime.py).
+        groups |= set(getattr(self, "_control_groups", ()))
         results = await asyncio.gather(
             *(layer.group_discard(group, channel) for group in groups), return_exceptions=True
         )

@@ -154,6 +154,7 @@ async def test_a_consumer_the_server_cancels_says_going_away_and_leaves_its_grou
     assert ws.future.cancelled()
     assert ws.output_queue.get_nowait() == {"type": "websocket.close", "code": 1001}
     assert members("order-1") == members("order-2") == set()
+    assert not any(get_channel_layer().groups.values()), "a control group was left joined"
 
 
 async def test_a_consumer_cancelled_after_its_socket_closed_sends_no_close_frame(

@@ -202,10 +202,13 @@ class RedisServer:
 class Worker:
     """One ASGI server process serving testproject on a loopback port."""
 
-    def __init__(self, name: str, server: str, env: dict[str, str], logdir: Path) -> None:
+    def __init__(
+        self, name: str, server: str, env: dict[str, str], logdir: Path, processes: int = 1
+    ) -> None:
         self.name = name
         self.server = server
         self.env = env
+        self.processes = processes  # uvicorn --workers: a supervisor and its children
         # The worker serves on a socket this process bound: no other process can
         # take the port first, and a restarted worker keeps it.
         self.socket = services.listening_socket()
@@ -235,6 +238,7 @@ class Worker:
             "warning",
             "--ws-max-size",
             limit,
+            *(["--workers", str(self.processes)] if self.processes > 1 else []),
         ]
 
     def start(self) -> None:

@@ -76,8 +76,9 @@ class Cluster:
     def env(self, **extra: str) -> dict[str, str]:
         return environment(self.database, self.redis_url, self.prefix, **extra)
 
-    def worker(self, server: str = "uvicorn", **extra: str) -> Worker:
-        worker = Worker(f"{len(self.workers)}-{server}", server, self.env(**extra), self.logdir)
+    def worker(self, server: str = "uvicorn", processes: int = 1, **extra: str) -> Worker:
+        name = f"{len(self.workers)}-{server}"
+        worker = Worker(name, server, self.env(**extra), self.logdir, processes)
         self.workers.append(worker)
         worker.start()
         return worker

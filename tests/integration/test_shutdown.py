@@ -87,15 +87,20 @@ async def clients_with_updates(
 
 
 @pytest.mark.parametrize("config", sorted(CONFIGS))
-@pytest.mark.parametrize("server", ["uvicorn", "daphne"])
+@pytest.mark.parametrize(("server", "processes"), [("uvicorn", 1), ("uvicorn", 2), ("daphne", 1)])
 async def test_sigterm_stops_the_worker_and_leaves_no_membership(
-    shared_redis_cluster: Cluster, server: str, config: str, measured: Callable[[str], None]
+    shared_redis_cluster: Cluster,
+    server: str,
+    processes: int,
+    config: str,
+    measured: Callable[[str], None],
 ) -> None:
     cluster = shared_redis_cluster
     extra = CONFIGS[config]
     # One worker keeps its sockets open through SIGTERM, the other's clients left before.
-    open_worker = cluster.worker(server, **extra)
-    left_worker = cluster.worker(server, **extra)
+    # With uvicorn --workers 2 SIGTERM goes to the supervisor, which stops its children.
+    open_worker = cluster.worker(server, processes, **extra)
+    left_worker = cluster.worker(server, processes, **extra)
     writer = cluster.writer(**extra)
     setup = await asyncio.to_thread(writer.call, op="setup", orders=CLIENTS + 1)
     cookie = f"sessionid={setup['session']}"
@@ -117,8 +122,8 @@ async def test_sigterm_stops_the_worker_and_leaves_no_membership(
         await asyncio.gather(*(c._task for c in on_open if c._task), return_exceptions=True)
         codes = sorted({code for c in on_open for code in c.close_codes})
         measured(
-            f"SIGTERM {server}/{config}: exit after {left_after:.2f} s (clients left), "
-            f"{open_after:.2f} s ({CLIENTS} sockets open, close codes {codes})"
+            f"SIGTERM {server} x{processes}/{config}: exit after {left_after:.2f} s "
+            f"(clients left), {open_after:.2f} s ({CLIENTS} sockets open, close codes {codes})"
         )
         assert left_after < EXIT_DEADLINE, left_worker.log()[-3000:]
         assert open_after < EXIT_DEADLINE, open_worker.log()[-3000:]

@@ -187,15 +187,17 @@ async def asend_error(
 def send_to_group(
     group: str | None = None,
     handler: str | dict[str, Any] | None = None,
-    data: Any = None,
+    *,
     message_id: Any = None,
     error: Any = None,
-    *,
+    data: Any = None,
     group_name: str | None = None,
     message: str | dict[str, Any] | None = None,
 ) -> None:
     """Send a message to every socket in ``group``.
 
+    Like :func:`send_message`: the target, then the message type, then
+    ``message_id``, ``error`` and ``data``, which here are keyword-only.
     ``send_to_group("news", "headline", data=...)`` builds the frame (with a
     random ``id``). rohrpost's form, ``send_to_group(group_name="news",
     message={...})`` (or the dict as second argument), sends a finished

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from . import report
+from .burst import table as burst_table
 from .live import LiveConfig, LiveRun
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -199,7 +200,7 @@ def main() -> None:
         action="store_true",
         help="put the table and plot into docs/performance.rst and docs/_static",
     )
-    parser.add_argument("--only", choices=("save", "live"), help="run one part only")
+    parser.add_argument("--only", choices=("save", "live", "burst"), help="run one part only")
     parser.add_argument("--out", type=Path, default=RESULTS, help="where results go")
     parser.add_argument(
         "--report",
@@ -214,7 +215,7 @@ def main() -> None:
         return
 
     missing = [name for name in ("rohrpost", "djangochannelsrestframework") if not installed(name)]
-    if missing:
+    if missing and args.only != "burst":  # the burst compares with bare Channels only
         sys.exit(
             f"The comparison libraries are missing ({', '.join(missing)}): "
             "pip install -e '.[bench]' (rohrpost 4.1 and DCRF 1.3 run with today's Django "
@@ -277,6 +278,9 @@ def main() -> None:
                 BENCH_SQLITE_PATH=str(workdir / "live.sqlite3"),
             )
             results["live"] = asyncio.run(LiveRun(preset["live"], env, workdir, log).run())
+        if args.only in (None, "burst"):
+            size = burst_table.QUICK if args.quick else burst_table.FULL
+            results["burst"] = burst_table.measure(size, redis_url, workdir, log)
     finally:
         removed = clean_redis(redis_url, prefix)
         log(f"removed {removed} Redis keys with prefix {prefix}")
@@ -296,7 +300,8 @@ def render(results: dict[str, Any]) -> tuple[list[report.Table], list[str], list
         notes += report.delivery_lines(results["save"])
     if "live" in results:
         tables += report.live_tables(results["live"])
-    return tables, notes, report.targets(results)
+    tables += burst_table.tables(results.get("burst", []))
+    return tables, notes, report.targets(results) + burst_table.targets(results.get("burst", []))
 
 
 def publish(results: dict[str, Any], out: Path, mode: str, write_docs: bool) -> None:

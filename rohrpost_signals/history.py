@@ -283,6 +283,17 @@ return result
 _COUNTER_GRACE_SECONDS = 86400
 
 
+def _with_retry(host: dict[str, Any]) -> dict[str, Any]:
+    """Retry a command once on a fresh connection: after Redis restarted, every
+    pooled connection is stale, and the first use of each fails."""
+    if host.get("retry") is not None:
+        return host
+    from redis.asyncio.retry import Retry
+    from redis.backoff import NoBackoff
+
+    return {**host, "retry": Retry(NoBackoff(), 1)}
+
+
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
@@ -309,7 +320,8 @@ class RedisHistory:
         clients = self._clients.get(loop)
         if clients is None:
             clients = self._clients[loop] = [
-                aioredis.Redis(connection_pool=_compat.redis_pool(host)) for host in self._hosts
+                aioredis.Redis(connection_pool=_compat.redis_pool(_with_retry(host)))
+                for host in self._hosts
             ]
         return clients
 

@@ -1,0 +1,65 @@
+"""Raw WebSocket clients with no repair logic: they record every frame they get."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from websockets.asyncio.client import ClientConnection, connect
+
+
+@dataclass
+class Client:
+    port: int
+    path: str
+    groups: list[str]
+    #: (group, counter or None for resync-required, arrival in ns), in arrival order.
+    frames: list[tuple[str, int | None, int]] = field(default_factory=list)
+    ws: ClientConnection | None = None
+    reader: asyncio.Task[None] | None = None
+    last_frame_ns: int = 0
+
+    async def start(self) -> None:
+        self.ws = await connect(
+            f"ws://127.0.0.1:{self.port}{self.path}",
+            max_size=None,
+            max_queue=None,
+            compression=None,
+            open_timeout=60,
+            ping_interval=None,
+        )
+        for n, group in enumerate(self.groups):
+            await self.ws.send(json.dumps({"id": n, "type": "subscribe", "data": {"group": group}}))
+            reply = json.loads(await asyncio.wait_for(self.ws.recv(), 60))
+            if reply.get("type") != "subscribe" or "error" in reply:
+                raise RuntimeError(f"subscribe failed: {reply}")
+        self.reader = asyncio.ensure_future(self._read(self.ws))
+
+    async def _read(self, ws: ClientConnection) -> None:
+        async for raw in ws:
+            now = time.monotonic_ns()
+            message: dict[str, Any] = json.loads(raw)
+            data = message.get("data") or {}
+            if message.get("type") == "subscription-update":
+                self.frames.append((data["group"], data["object"]["counter"], now))
+            elif message.get("type") == "resync-required":
+                self.frames.append((data["group"], None, now))
+            self.last_frame_ns = now
+
+    async def close(self) -> None:
+        if self.reader is not None:
+            self.reader.cancel()
+        if self.ws is not None:
+            await self.ws.close()
+
+
+async def start_all(clients: list[Client], batch: int = 50) -> None:
+    for start in range(0, len(clients), batch):
+        await asyncio.gather(*(c.start() for c in clients[start : start + batch]))
+
+
+async def close_all(clients: list[Client]) -> None:
+    await asyncio.gather(*(c.close() for c in clients), return_exceptions=True)

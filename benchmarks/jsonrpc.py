@@ -159,6 +159,7 @@ def django_setup(workdir: Path, prefix: str) -> None:
     os.environ["BENCH_LAYER"] = "redis"
     os.environ["BENCH_PREFIX"] = prefix
     os.environ["BENCH_SQLITE_PATH"] = str(workdir / "jsonrpc.sqlite3")
+    os.environ["BENCH_NO_REQUEST_LIMIT"] = "1"
     from . import djangoenv
 
     djangoenv.setup()

@@ -161,7 +161,8 @@ class _AuthorizedSubscriptions:
 
     async def rejoin_groups(self) -> int:
         """After a layer outage: check again before the groups deliver again."""
-        await self._ask_for_review("rejoin")
+        if keeper_for(self.channel_layer).after_outage:  # not on a routine renewal
+            await self._ask_for_review("rejoin")
         for group in self._control_groups:
             await self.channel_layer.group_add(group, self.channel_name)
         joined: int = await super().rejoin_groups()  # type: ignore[misc]

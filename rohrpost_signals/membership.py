@@ -175,6 +175,8 @@ class MembershipKeeper:
         self._back = asyncio.Event()  # set unless the layer is failing
         self._back.set()
         self._renewed_at = time.monotonic()
+        #: True while ``rejoin_all`` runs after an outage or a data loss.
+        self.after_outage = False
         # Memberships of closed sockets that could not be removed yet.
         self._discards: list[tuple[str, str]] = []
 
@@ -293,8 +295,13 @@ class MembershipKeeper:
             self._discards.pop()
             left += 1
         joined = 0
-        for consumer in list(self.consumers):
-            joined += await consumer.rejoin_groups()
+        # Consumers ask their policy again after an outage, not on a renewal.
+        self.after_outage = bool(lost or self._outage_since)
+        try:
+            for consumer in list(self.consumers):
+                joined += await consumer.rejoin_groups()
+        finally:
+            self.after_outage = False
         outage = self._outage_since
         self._outage_since = 0.0
         self._back.set()

@@ -456,3 +456,25 @@ def test_only_updates_that_move_an_object_recheck_its_other_groups(card: Card) -
     assert moved_groups(card, watched, ["title", "status"]) == ()
     assert moved_groups(card, watched, None) == ()
     assert moved_groups(card, watched, ["board", "title"]) == (f"card-{card.pk}",)
+
+
+@pytest.mark.usefixtures("library_default_policy")
+async def test_a_routine_renewal_does_not_recheck(
+    monkeypatch: pytest.MonkeyPatch, user: User
+) -> None:
+    from rohrpost_signals.lifetime import _AuthorizedSubscriptions
+    from tests.ws import connect
+
+    asked: list[str] = []
+
+    async def ask(self: Any, why: str) -> None:
+        asked.append(why)
+
+    monkeypatch.setattr(_AuthorizedSubscriptions, "_ask_for_review", ask)
+    ws = await connect("async", user)
+    keeper = membership.keeper_for(get_channel_layer())
+    await keeper.rejoin_all()  # group_expiry renewal: nothing changed
+    assert asked == []
+    await keeper.rejoin_all(lost=True)  # Redis lost its data
+    assert asked == ["rejoin"]
+    await ws.disconnect()

@@ -34,7 +34,6 @@ from .conf import conf
 from .encoding import encode
 from .groups import is_valid_group_name
 from .policy import decide, default_policy, get_policy, is_authenticated
-from .targets import preloaded
 from .watching import registry
 
 logger = logging.getLogger("rohrpost_signals.authorization")
@@ -143,42 +142,6 @@ class Review:
     #: Groups to leave, each with the ``unsubscribed`` reason.
     revoked: dict[str, str] = field(default_factory=dict)
     logged_out: bool = False
-
-
-def review(
-    scope: dict[str, Any],
-    subscriptions: set[str],
-    event: dict[str, Any],
-    refuse: Callable[[str], str | None],
-) -> Review:
-    """Re-load the socket's user and re-run the policy (sync; may query the database).
-
-    ``refuse(group)`` is the socket's own check (its ``has_permission``);
-    it sees ``scope["user"]`` already replaced by the fresh user.
-    """
-    from . import sessions  # sessions imports this module for its signal receivers
-
-    before = scope.get("user")
-    user = sessions.current_user(scope, ended_session=event.get("session"))
-    scope["user"] = user
-    result = Review(user=user)
-    if is_authenticated(before) and not is_authenticated(user):
-        result.logged_out = True
-        result.revoked = dict.fromkeys(subscriptions, LOGGED_OUT)
-        for group in subscriptions:
-            log_refusal(before, group, LOGGED_OUT, "subscription")
-        return result
-    only = event.get("group")
-    groups = [only] if only is not None else sorted(subscriptions)
-    with preloaded(groups):  # one query per model instead of one per group
-        for group in groups:
-            if group not in subscriptions:
-                continue
-            code = refuse(group)
-            if code is not None:
-                result.revoked[group] = code
-                log_refusal(user, group, code, "subscription")
-    return result
 
 
 # --- telling sockets to re-check -------------------------------------------------

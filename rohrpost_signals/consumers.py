@@ -6,13 +6,10 @@ import logging
 from typing import Any
 
 from . import history
+from .encoding import build_text
 from .main import ahandle_rohrpost_message, handle_rohrpost_message
-from .message import build_text
-from .protocol import (
-    LAST_RESORT_REPLY,
-    subscription_group,
-    subscription_since,
-)
+from .protocol import LAST_RESORT_REPLY
+from .subscribing import subscription_group, subscription_since
 from .subscriptions import AsyncSubscriber, SubscriptionRules, SyncSubscriber
 
 logger = logging.getLogger("rohrpost_signals")

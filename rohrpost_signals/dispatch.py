@@ -72,9 +72,9 @@ class Stats:
     """Counters an operator can read (``rohrpost_signals.dispatch.stats``).
 
     Several threads count at once (the sender, consumers, ``save()`` callers):
-    change them with :meth:`add` and :meth:`error`, which hold a lock; read
-    them as attributes or all at once with :meth:`as_dict`. Tests may
-    :meth:`reset` them.
+    change them with ``add()`` and ``error()``, which hold a lock; read them
+    as attributes or all at once with ``as_dict()``. Tests may ``reset()``
+    them.
     """
 
     queued: int = 0
@@ -89,7 +89,9 @@ class Stats:
     rejoins: int = 0
     last_error: str = ""
     last_error_at: float = 0.0
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+    _lock: threading.Lock = field(
+        default_factory=threading.Lock, init=False, repr=False, compare=False
+    )
 
     def add(self, name: CounterName, count: int = 1) -> None:
         with self._lock:

@@ -82,3 +82,25 @@ def _update_parts(message_id: int, kind: str, group: str, object_json: str) -> t
         f'{{"type":"{kind}","group":{_encode_string(group)},',
         f'"object":{object_json}}}}}',
     )
+
+
+def build_text(
+    handler: str | None,
+    message_id: Any = None,
+    error: Any = None,
+    data: Any = None,
+) -> str:
+    """A rohrpost frame as text; a missing ``message_id`` gets a random integer.
+
+    The group event carries this text whatever wire protocol a socket
+    speaks (each protocol rewraps it), so it is built here, in the core.
+    """
+    message: dict[str, Any] = {
+        "id": new_message_id() if message_id is None else message_id,
+        "type": handler,
+    }
+    if data is not None:
+        message["data"] = data
+    if error is not None:
+        message["error"] = error
+    return encode(message)

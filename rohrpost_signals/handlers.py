@@ -12,8 +12,9 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from .encoding import build_text
 from .exceptions import ProtocolError
-from .message import asend_text, build_text, send_text
+from .message import asend_text, send_text
 from .registry import rohrpost_handler
 
 BuiltinSync = Callable[[Any, dict[str, Any]], Any]

@@ -20,7 +20,7 @@ from typing import Any
 from asgiref.sync import async_to_sync
 from channels.db import database_sync_to_async
 
-from . import authorization, limits
+from . import authorization, limits, sessions
 from . import exceptions as codes
 from .conf import conf
 from .exceptions import ProtocolError
@@ -89,7 +89,7 @@ class _AuthorizedSubscriptions:
         return (authorization.ALL_GROUP,)
 
     def _review(self, event: dict[str, Any]) -> authorization.Review:
-        return authorization.review(
+        return sessions.review(
             self.scope, set(self.subscriptions), event, self.subscription_refusal
         )
 

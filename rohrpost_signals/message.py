@@ -11,7 +11,7 @@ from channels.consumer import SyncConsumer
 
 from . import dispatch
 from .conf import conf
-from .encoding import encode, new_message_id
+from .encoding import build_text, encode, new_message_id
 from .groups import is_valid_group_name
 from .jsoncompat import TolerantJSONEncoder
 
@@ -22,29 +22,12 @@ __all__ = [
     "asend_error",
     "asend_message",
     "build_message",
+    "build_text",
     "send_error",
     "send_message",
     "send_success",
     "send_to_group",
 ]
-
-
-def build_text(
-    handler: str | None,
-    message_id: Any = None,
-    error: Any = None,
-    data: Any = None,
-) -> str:
-    """Encode a frame of ours; a missing ``message_id`` gets a random integer."""
-    message: dict[str, Any] = {
-        "id": new_message_id() if message_id is None else message_id,
-        "type": handler,
-    }
-    if data is not None:
-        message["data"] = data
-    if error is not None:
-        message["error"] = error
-    return encode(message)
 
 
 def build_message(

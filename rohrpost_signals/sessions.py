@@ -16,6 +16,7 @@ noticed by the periodic check, ``REAUTHORIZE_INTERVAL``.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from importlib import import_module
 from typing import Any
 
@@ -34,7 +35,9 @@ from django.db.models.signals import m2m_changed, post_delete, post_save
 from django.utils.crypto import constant_time_compare, salted_hmac
 
 from . import authorization
+from .authorization import LOGGED_OUT, Review, log_refusal
 from .policy import is_authenticated
+from .targets import preloaded
 
 logger = logging.getLogger("rohrpost_signals.authorization")
 
@@ -237,3 +240,37 @@ def connect_signals() -> None:
         post_delete.connect(
             on_session_deleted, sender=Session, dispatch_uid="rohrpost_signals.session_deleted"
         )
+
+
+def review(
+    scope: dict[str, Any],
+    subscriptions: set[str],
+    event: dict[str, Any],
+    refuse: Callable[[str], str | None],
+) -> Review:
+    """Re-load the socket's user and re-run the policy (sync; may query the database).
+
+    ``refuse(group)`` is the socket's own check (its ``has_permission``);
+    it sees ``scope["user"]`` already replaced by the fresh user.
+    """
+    before = scope.get("user")
+    user = current_user(scope, ended_session=event.get("session"))
+    scope["user"] = user
+    result = Review(user=user)
+    if is_authenticated(before) and not is_authenticated(user):
+        result.logged_out = True
+        result.revoked = dict.fromkeys(subscriptions, LOGGED_OUT)
+        for group in subscriptions:
+            log_refusal(before, group, LOGGED_OUT, "subscription")
+        return result
+    only = event.get("group")
+    groups = [only] if only is not None else sorted(subscriptions)
+    with preloaded(groups):  # one query per model instead of one per group
+        for group in groups:
+            if group not in subscriptions:
+                continue
+            code = refuse(group)
+            if code is not None:
+                result.revoked[group] = code
+                log_refusal(user, group, code, "subscription")
+    return result

@@ -36,7 +36,7 @@ from .guards import AsyncConnectionGuard, SyncConnectionGuard
 from .lifecycle import StopWithServer
 from .lifetime import AsyncAuthorizedSubscriptions, SyncAuthorizedSubscriptions
 from .membership import LayerGuard, keeper_for
-from .protocol import subscription_epoch
+from .subscribing import subscription_epoch
 
 logger = logging.getLogger("rohrpost_signals")
 

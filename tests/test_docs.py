@@ -135,6 +135,7 @@ def _error_texts() -> set[str]:
     found: set[str] = set()
     for name in (
         "protocol.py",
+        "subscribing.py",
         "consumers.py",
         "subscriptions.py",
         "main.py",

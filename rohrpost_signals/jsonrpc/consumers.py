@@ -16,7 +16,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 
 from .. import limits
 from ..conf import conf
-from ..protocol import subscription_group, subscription_since
+from ..subscribing import subscription_group, subscription_since
 from ..subscriptions import AsyncSubscriber, SubscriptionRules, SyncSubscriber
 from .calls import RpcContext, arun, context_for, error_for, reply_to, run
 from .errors import INVALID_PARAMS, RpcError

@@ -16,8 +16,8 @@ from channels.layers import get_channel_layer
 
 from .. import dispatch
 from ..conf import conf
+from ..encoding import build_text
 from ..groups import is_valid_group_name
-from ..message import build_text
 
 __all__ = ["anotify_channel", "anotify_group", "notify_channel", "notify_group"]
 

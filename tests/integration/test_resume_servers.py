@@ -169,7 +169,10 @@ async def test_a_client_resumes_on_the_other_server_with_exactly_what_it_missed(
     second = await Connection(server_b.port, cookie).open()
     try:
         reply = await second.subscribe(group, since=last_seen)
-        assert reply["data"] == {"group": group, "seq": last_seen + MISSED}
+        epoch = reply["data"]["epoch"]
+        assert reply["data"] == {"group": group, "seq": last_seen + MISSED, "epoch": epoch}
+        # The same history as the first server's live updates: no resync.
+        assert {u["data"]["epoch"] for u in first.updates(group)} == {epoch}
         await second.wait_for(lambda: len(second.updates(group)) == MISSED, "the replay")
         # The reply, then exactly the missed updates, in order, and nothing else.
         replayed = second.after(reply)
@@ -269,13 +272,14 @@ async def test_beyond_the_history_limit_the_client_must_resync(
     third = await Connection(server_a.port, cookie).open()
     try:
         reply = await third.subscribe(group, since=last_seen)
-        assert reply["data"] == {"group": group, "seq": now}
+        epoch = reply["data"]["epoch"]
+        assert reply["data"] == {"group": group, "seq": now, "epoch": epoch}
         await asyncio.to_thread(save, writer, pk, ["after-0", "after-1"])
         await third.wait_for(lambda: len(third.updates(group)) == 2, "live updates")
         await settle(writer, pk, group, third)
         [resync, *rest] = third.after(reply)
         assert resync["type"] == "resync-required"
-        assert resync["data"] == {"group": group, "seq": now}
+        assert resync["data"] == {"group": group, "seq": now, "epoch": epoch}
         assert statuses(rest) == ["after-0", "after-1"]
         assert seqs(rest) == [now + 1, now + 2]
     finally:

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from channels.db import database_sync_to_async
 from django.contrib.auth.models import User
 from django.core.serializers.json import DjangoJSONEncoder
 from django.test import AsyncClient, override_settings
@@ -141,7 +142,8 @@ async def test_context_on_the_websocket(kind: str, user: User) -> None:
 
 async def test_context_over_http_has_the_request_and_its_user(user: User) -> None:
     client = AsyncClient()
-    await client.aforce_login(user)
+    # AsyncClient.aforce_login() is Django 5.0+; 4.2 has the sync one only.
+    await database_sync_to_async(client.force_login)(user)
     response = await client.post("/rpc/", call("test.whoami"), content_type="application/json")
     assert json.loads(response.content)["result"] == {
         "transport": "http",

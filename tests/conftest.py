@@ -84,6 +84,15 @@ def library_default_policy(settings: Any) -> None:
 MEMORY_LAYER = {"BACKEND": "channels.layers.InMemoryChannelLayer"}
 
 
+@pytest.fixture
+def memory_layer() -> Iterator[None]:
+    """The in-memory layer, whatever RPS_LAYER says: for tests that read its tables."""
+    with override_settings(CHANNEL_LAYERS={"default": MEMORY_LAYER}):
+        channel_layers.backends.clear()
+        yield
+    channel_layers.backends.clear()
+
+
 @pytest.fixture(params=["memory", "redis"])
 def any_layer(request: pytest.FixtureRequest) -> Iterator[str]:
     """Run the test once with the in-memory layer and once with Redis."""

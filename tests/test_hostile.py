@@ -80,6 +80,7 @@ async def test_hostile_frames_get_one_browser_readable_reply(kind: str, user: Us
 
 
 @pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.usefixtures("memory_layer")
 async def test_an_escaping_exception_still_leaves_every_group(
     kind: str, user: User, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:

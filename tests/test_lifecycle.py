@@ -63,6 +63,12 @@ def use_layer(backend: dict[str, Any]) -> Iterator[None]:
 
 
 @pytest.fixture
+def memory_layer() -> Iterator[None]:
+    """These tests read the in-memory layer's own membership table, whatever RPS_LAYER says."""
+    yield from use_layer({"BACKEND": "channels.layers.InMemoryChannelLayer"})
+
+
+@pytest.fixture
 def short_expiry_memory_layer() -> Iterator[None]:
     backend = {
         "BACKEND": "channels.layers.InMemoryChannelLayer",
@@ -141,7 +147,7 @@ async def test_a_consumer_ends_when_the_layer_swallows_the_cancellation_of_its_r
 
 @pytest.mark.parametrize("kind", ["async", "sync"])
 async def test_a_consumer_the_server_cancels_says_going_away_and_leaves_its_groups(
-    kind: str, user: User
+    kind: str, user: User, memory_layer: None
 ) -> None:
     """daphne's stop: every application instance is cancelled, no disconnect is sent."""
     ws = await connect(kind, user)
@@ -158,7 +164,7 @@ async def test_a_consumer_the_server_cancels_says_going_away_and_leaves_its_grou
 
 
 async def test_a_consumer_cancelled_after_its_socket_closed_sends_no_close_frame(
-    user: User,
+    user: User, memory_layer: None
 ) -> None:
     ws = await connect("async", user)
     await request(ws, id=1, type="subscribe", data={"group": "order-1"})

@@ -149,9 +149,7 @@ async def test_a_repeated_subscribe_does_not_replay_again(kind: str, user: User)
     ws = await connect(kind, user)
     data = {"group": group, "since": head - 10}
     assert (await request(ws, id=1, type="subscribe", data=data))["data"]["seq"] == head
-    assert [(await reply(ws))["data"]["seq"] for _ in range(10)] == list(
-        range(head - 9, head + 1)
-    )
+    assert [(await reply(ws))["data"]["seq"] for _ in range(10)] == list(range(head - 9, head + 1))
     for n in range(5):
         answer = await request(ws, id=2 + n, type="subscribe", data=data)
         assert answer["data"]["seq"] == head

@@ -95,8 +95,6 @@ def flaky_layer(fast_checks: None) -> Iterator[None]:
     channel_layers.backends.clear()
 
 
-
-
 def members(layer: Any, group: str) -> set[str]:
     return set(layer.groups.get(group, {}))
 

@@ -62,9 +62,7 @@ def test_concurrent_writers_never_share_or_skip_a_seq(tmp_path: Path) -> None:
         channel_layers.backends.clear()
         listener = GroupListener("customer-1-orders")
         writers = [
-            subprocess.Popen(
-                [sys.executable, str(script), name, str(UPDATES_PER_WRITER)], env=env
-            )
+            subprocess.Popen([sys.executable, str(script), name, str(UPDATES_PER_WRITER)], env=env)
             for name in ("a", "b")
         ]
         for writer in writers:

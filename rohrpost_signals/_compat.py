@@ -1,7 +1,7 @@
 """Every use of another package's private API, in one place, checked at start-up.
 
-Django, asgiref, Channels, channels-redis and django-model-utils have no public
-way to do the few things below. Each function names what it relies on;
+Django, asgiref, Channels, channels-redis, django-model-utils and Twisted have
+no public way to do the few things below. Each function names what it relies on;
 :func:`shape_problems` checks that the installed versions still have that
 shape, and the system check ``rohrpost_signals.E090`` reports any that does
 not, naming the package and its version, before a server starts. Code
@@ -12,6 +12,7 @@ scans the package for them).
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import inspect
 import os
 from collections.abc import Callable
@@ -31,6 +32,7 @@ PRIVATE_NAMES: dict[str, frozenset[str]] = {
         {"_consistent_hash", "client_prefix", "ring_size", "create_pool", "decode_hosts"}
     ),
     "model_utils": frozenset({"finalize_class", "saved_data"}),
+    "twisted": frozenset({"_asyncioEventloop"}),
 }
 
 
@@ -168,6 +170,20 @@ def tracker_saved_values(tracker: Any) -> dict[str, Any]:
     return saved
 
 
+# -- Twisted (daphne): the event loop under the asyncio reactor --------------
+
+
+def reactor_event_loop(reactor: Any) -> asyncio.AbstractEventLoop | None:
+    """The asyncio loop a Twisted ``AsyncioSelectorReactor`` runs, or None for another reactor.
+
+    daphne installs that reactor on a loop of its own and runs applications
+    on it; Twisted keeps the loop in ``_asyncioEventloop`` and has no public
+    accessor for it.
+    """
+    loop = getattr(reactor, "_asyncioEventloop", None)
+    return loop if isinstance(loop, asyncio.AbstractEventLoop) else None
+
+
 # -- the start-up check ------------------------------------------------------
 
 
@@ -205,6 +221,7 @@ def shape_problems() -> list[tuple[str, str]]:
         problems.append(("channels", "AsyncConsumer.__call__ no longer sets channel_receive"))
     problems.extend(_channels_redis_problems())
     problems.extend(_model_utils_problems())
+    problems.extend(_twisted_problems())
     return problems
 
 
@@ -235,6 +252,23 @@ def _model_utils_problems() -> list[tuple[str, str]]:
     if "self.saved_data" not in _source(FieldInstanceTracker):
         problems.append(("django-model-utils", "FieldInstanceTracker has no saved_data"))
     return problems
+
+
+def _installed(module: str) -> bool:
+    return importlib.util.find_spec(module) is not None
+
+
+def _twisted_problems() -> list[tuple[str, str]]:
+    # Only daphne runs applications under Twisted's reactor: projects without
+    # it (or without Twisted) never reach reactor_event_loop().
+    if not (_installed("twisted") and _installed("daphne")):
+        return []
+    # Not twisted.internet.reactor: importing that installs a reactor.
+    from twisted.internet.asyncioreactor import AsyncioSelectorReactor
+
+    if "self._asyncioEventloop" not in _source(AsyncioSelectorReactor.__init__):
+        return [("Twisted", "AsyncioSelectorReactor no longer keeps its loop in _asyncioEventloop")]
+    return []
 
 
 def describe(distribution: str, problem: str) -> str:

@@ -33,6 +33,8 @@ import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from . import _compat
+
 logger = logging.getLogger("rohrpost_signals")
 
 #: What a consumer or a background task may take to finish once the server
@@ -170,7 +172,7 @@ def _hook_twisted(loop: asyncio.AbstractEventLoop, state: _LoopState) -> None:
     # Only if the application runs under Twisted's asyncio reactor (daphne):
     # never import Twisted, which would install a reactor as a side effect.
     reactor = sys.modules.get("twisted.internet.reactor")
-    if reactor is None or getattr(reactor, "_asyncioEventloop", None) is not loop:
+    if reactor is None or _compat.reactor_event_loop(reactor) is not loop:
         return
 
     def before_shutdown() -> Any:

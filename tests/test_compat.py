@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,8 @@ from rohrpost_signals import _compat, checks
 PACKAGE = Path(_compat.__file__).resolve().parent
 PRIVATE = frozenset().union(*_compat.PRIVATE_NAMES.values())
 PACKAGES = tuple(_compat.PRIVATE_NAMES)
+# Built-ins that reach an attribute by its name in a string.
+BY_NAME = frozenset({"getattr", "hasattr", "setattr", "delattr"})
 
 
 def private_uses(source: str) -> list[str]:
@@ -31,6 +34,15 @@ def private_uses(source: str) -> list[str]:
                     found.append(f"{node.lineno}: {node.module}.{alias.name}")
         elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name in PRIVATE:
             found.append(f"{node.lineno}: def {node.name}")
+        elif (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Name)
+            and node.func.id in BY_NAME
+            and len(node.args) > 1
+            and isinstance(node.args[1], ast.Constant)
+            and node.args[1].value in PRIVATE
+        ):
+            found.append(f"{node.lineno}: {node.func.id}(..., {node.args[1].value!r})")
     return sorted(found, key=lambda use: int(use.split(":", 1)[0]))
 
 
@@ -42,12 +54,14 @@ def test_the_scan_finds_private_names() -> None:
         "class Guard:\n"
         "    @property\n"
         "    def channel_receive(self): ...\n"
+        "loop = getattr(reactor, '_asyncioEventloop', None)\n"
     )
     assert private_uses(source) == [
         "1: channels_redis.utils._consistent_hash",
         "2: .run_on_commit",
         "3: ._get_running_loop",
         "6: def channel_receive",
+        "7: getattr(..., '_asyncioEventloop')",
     ]
 
 
@@ -106,6 +120,48 @@ def test_a_changed_channels_redis_fails_the_system_check(monkeypatch: pytest.Mon
     assert error.id == checks.E090
     assert "channels-redis" in error.msg
     assert "_consistent_hash" in error.msg
+
+
+def test_a_changed_twisted_fails_the_system_check(monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("daphne")
+    asyncioreactor = pytest.importorskip("twisted.internet.asyncioreactor")
+
+    def init_keeping_the_loop_elsewhere(self: Any, eventloop: Any = None) -> None:
+        self.loop = eventloop
+
+    monkeypatch.setattr(
+        asyncioreactor.AsyncioSelectorReactor, "__init__", init_keeping_the_loop_elsewhere
+    )
+    [error] = checks.check_dependencies()
+    assert error.id == checks.E090
+    version = _compat._version("Twisted")
+    assert error.msg.startswith(f"Twisted {version}: "), error.msg
+    assert "_asyncioEventloop" in error.msg
+    assert version[0].isdigit()
+
+
+def test_twisted_is_not_checked_without_daphne(monkeypatch: pytest.MonkeyPatch) -> None:
+    asyncioreactor = pytest.importorskip("twisted.internet.asyncioreactor")
+    monkeypatch.setattr(asyncioreactor.AsyncioSelectorReactor, "__init__", lambda self: None)
+    installed = _compat._installed
+    monkeypatch.setattr(
+        _compat, "_installed", lambda module: module != "daphne" and installed(module)
+    )
+    assert checks.check_dependencies() == []
+
+
+def test_the_reactor_loop_is_read_from_twisted(monkeypatch: pytest.MonkeyPatch) -> None:
+    asyncioreactor = pytest.importorskip("twisted.internet.asyncioreactor")
+    loop = asyncio.new_event_loop()
+    try:
+        # A reactor on its own loop, never installed or run, as daphne builds it.
+        reactor = asyncioreactor.AsyncioSelectorReactor(loop)
+        assert _compat.reactor_event_loop(reactor) is loop
+        reactor.removeReader(reactor.waker)  # close the pipe it opened for itself
+        reactor.waker.connectionLost(None)
+    finally:
+        loop.close()
+    assert _compat.reactor_event_loop(object()) is None
 
 
 def test_the_dependency_check_is_registered() -> None:

@@ -178,6 +178,11 @@ class MemoryHistory:
 # numbers written by another server life (a restart, a restore from a
 # snapshot, a replica promoted) are recognised as such.
 #
+# fields(): a hash's s, e and r. A key of another type under the name was
+# left by an older version (builds of main from the morning of 2026-12-01
+# kept the base as a string): it is dropped as a lost history, and the
+# number it held returned as a floor for the new one.
+#
 # base(): the shard's base hash (s = seq, e = epoch, r = run_id): the number a
 # group's first message follows, and the epoch new counters get. Made once per
 # server life or when it expired (no refresh), from the clock, in a new epoch.
@@ -185,12 +190,25 @@ class MemoryHistory:
 # head(): a group's head hash (same fields). Returns seq, epoch and whether the
 # counter is of this server life. One from another life reads as continuing
 # in the base's epoch, above its old numbers; the next append starts it so.
+# The string counter the previous release kept (<prefix>:rps:seq:<group>,
+# ``legacy``) is such a life too, one without epochs: the new numbers start
+# two above it, so a since from it never lines up with them.
 _EPOCH = """
 local rid = string.match(redis.call('INFO', 'server'), 'run_id:(%x+)')
+local function fields(key)
+  local v = redis.pcall('HMGET', key, 's', 'e', 'r')
+  if not v.err then return v, 0 end
+  local floor = 0
+  if redis.call('TYPE', key)['ok'] == 'string' then
+    floor = tonumber(redis.call('GET', key)) or 0
+  end
+  redis.call('DEL', key)
+  return {false, false, false}, floor
+end
 local function base(key, origin, ttl)
-  local b = redis.call('HMGET', key, 's', 'e', 'r')
+  local b, floor = fields(key)
   if b[1] and b[3] == rid then return tonumber(b[1]), b[2] end
-  local seq = math.max(tonumber(b[1] or '0'), tonumber(origin))
+  local seq = math.max(tonumber(b[1] or '0'), tonumber(origin), floor)
   local t = redis.call('TIME')
   local micros = tonumber(t[1]) * 1000000 + tonumber(t[2])
   local epoch = string.format('%s%x', string.sub(rid, 1, 6), micros)
@@ -198,23 +216,28 @@ local function base(key, origin, ttl)
   redis.call('EXPIRE', key, ttl)
   return seq, epoch
 end
-local function head(key, basekey, origin, ttl)
-  local h = redis.call('HMGET', key, 's', 'e', 'r')
+local function head(key, basekey, origin, ttl, legacy)
+  local h, floor = fields(key)
   if h[1] and h[3] == rid then return tonumber(h[1]), h[2], true end
   local seq, epoch = base(basekey, origin, ttl)
   if h[1] then seq = math.max(seq, tonumber(h[1])) end
+  seq = math.max(seq, floor)
+  if legacy then
+    local old = redis.pcall('GET', legacy)
+    if type(old) == 'string' and tonumber(old) then seq = math.max(seq, tonumber(old) + 1) end
+  end
   return seq, epoch, false
 end
 """
 
-# KEYS: head hash, history stream, the shard's base.
+# KEYS: head hash, history stream, the shard's base, the previous release's counter.
 _APPEND = (
     _EPOCH
     + """
-local seq, epoch, live = head(KEYS[1], KEYS[3], ARGV[3], ARGV[6])
+local seq, epoch, live = head(KEYS[1], KEYS[3], ARGV[3], ARGV[6], KEYS[4])
 if not live then
   -- A new counter, or one from another server life: its entries carry an old epoch.
-  redis.call('DEL', KEYS[2])
+  redis.call('DEL', KEYS[2], KEYS[4])
   redis.call('HSET', KEYS[1], 's', string.format('%.0f', seq), 'e', epoch, 'r', rid)
 end
 seq = string.format('%.0f', redis.call('HINCRBY', KEYS[1], 's', 1))
@@ -234,7 +257,7 @@ return {seq, epoch}
 _REPLAY = (
     _EPOCH
     + """
-local last, epoch, live = head(KEYS[1], KEYS[3], ARGV[2], ARGV[5])
+local last, epoch, live = head(KEYS[1], KEYS[3], ARGV[2], ARGV[5], KEYS[4])
 last = string.format('%.0f', last)
 if ARGV[1] == '' then return {last, epoch} end
 if ARGV[6] ~= '' and ARGV[6] ~= epoch then return {last, epoch, 'resync'} end
@@ -251,9 +274,14 @@ if missing < 0 or missing > tonumber(ARGV[4]) then return {last, epoch, 'resync'
 local entries = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', missing)
 if #entries ~= missing then return {last, epoch, 'resync'} end
 local result = {last, epoch, 'ok'}
+local want = tonumber(ARGV[1])
 for i = #entries, 1, -1 do
-  local fields = entries[i][2]
-  result[#result + 1] = fields[4]
+  local entry = entries[i][2]
+  want = want + 1
+  -- An entry of another numbering (a process of the previous release still
+  -- writing to the stream) means the history cannot vouch for this range.
+  if tonumber(entry[2]) ~= want then return {last, epoch, 'resync'} end
+  result[#result + 1] = entry[4]
 end
 return result
 """
@@ -266,7 +294,7 @@ _HEADS = (
     + """
 local result = {}
 for i = 2, #KEYS do
-  if redis.call('EXISTS', KEYS[i]) == 1 then
+  if redis.call('TYPE', KEYS[i])['ok'] == 'hash' then
     local seq, epoch = head(KEYS[i], KEYS[1], ARGV[1], ARGV[2])
     result[#result + 1] = string.format('%.0f', seq)
     result[#result + 1] = epoch
@@ -338,14 +366,20 @@ class RedisHistory:
         return f"{self._prefix}:rps:base"
 
     def _keys(self, group: str) -> list[str]:
-        return [self._head_key(group), f"{self._prefix}:rps:hist:{group}", self._base_key()]
+        return [
+            self._head_key(group),
+            f"{self._prefix}:rps:hist:{group}",
+            self._base_key(),
+            # The previous release's counter: read as a floor, removed on the first send.
+            f"{self._prefix}:rps:seq:{group}",
+        ]
 
     async def append(self, group: str, head: str, tail: str) -> tuple[int, str, str]:
         """Number a message: its ``seq``, ``epoch`` and text."""
         ttl = conf.HISTORY_MAX_AGE + _COUNTER_GRACE_SECONDS
         seq, epoch = await self._client(group).eval(
             _APPEND,
-            3,
+            4,
             *self._keys(group),
             head,
             tail,
@@ -360,7 +394,7 @@ class RedisHistory:
     async def replay(self, group: str, since: int | None, epoch: str | None = None) -> Replay:
         result = await self._client(group).eval(
             _REPLAY,
-            3,
+            4,
             *self._keys(group),
             "" if since is None else str(since),
             _clock_origin(),

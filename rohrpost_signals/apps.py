@@ -12,16 +12,17 @@ class RohrpostSignalsConfig(AppConfig):
     default_auto_field = "django.db.models.AutoField"
 
     def ready(self) -> None:
-        from . import checks, handlers  # noqa: F401 - registers checks and built-in handlers
+        from . import checks  # noqa: F401 - registers the system checks
         from .checks import warn_if_server_limit_too_large
         from .compatchecks import register as register_compat_checks
-        from .layerlog import install as count_layer_drops
-        from .receivers import reconnect
-        from .sessions import connect_signals as end_sockets_on_logout
-        from .watching import registry
+        from .core.layerlog import install as count_layer_drops
+        from .core.receivers import reconnect
+        from .core.sessions import connect_signals as end_sockets_on_logout
+        from .core.watching import watched_models
+        from .protocols.rohrpost import handlers  # noqa: F401 - registers the built-in handlers
 
-        registry.on_rebuild(reconnect)
-        registry.rebuild()
+        watched_models.on_rebuild(reconnect)
+        watched_models.rebuild()
         register_compat_checks()
         count_layer_drops()
         warn_if_server_limit_too_large()
@@ -31,6 +32,6 @@ class RohrpostSignalsConfig(AppConfig):
 
 def _rebuild_on_change(*, setting: str, **kwargs: Any) -> None:
     if setting == "ROHRPOST":
-        from .watching import registry
+        from .core.watching import watched_models
 
-        registry.rebuild()
+        watched_models.rebuild()

@@ -15,8 +15,8 @@ from django.utils.module_loading import import_string
 
 from . import _compat
 from .conf import DEFAULTS, EVENTS, MODEL_OPTIONS, SETTING_NAME
-from .framelimit import recommended_server_limit, runs_checkless_server, server_frame_limit
-from .groups import template_fields
+from .core.framelimit import recommended_server_limit, runs_checkless_server, server_frame_limit
+from .core.groups import template_fields
 
 logger = logging.getLogger("rohrpost_signals")
 

@@ -14,7 +14,7 @@ from django.core.checks import Warning as CheckWarning
 from django.core.exceptions import FieldDoesNotExist
 from django.db import models
 
-from .jsoncompat import encoder_class
+from .core.jsoncompat import encoder_class
 
 W060 = "rohrpost_signals.W060"  # a model's encoder attribute is not a JSONEncoder subclass
 W061 = "rohrpost_signals.W061"  # a model's serializer_class attribute is not a class
@@ -31,10 +31,10 @@ def _is_field(model: type[models.Model], name: str) -> bool:
 def check_model_attributes(
     app_configs: Sequence[Any] | None = None, **kwargs: Any
 ) -> list[CheckMessage]:
-    from .watching import registry
+    from .core.watching import watched_models
 
     warnings: list[CheckMessage] = []
-    for watched in registry:
+    for watched in watched_models:
         model = watched.model
         encoder = getattr(model, "encoder", None)
         if encoder is not None and not _is_field(model, "encoder") and not encoder_class(encoder):

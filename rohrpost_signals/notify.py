@@ -12,9 +12,9 @@ from typing import Any, TypeVar
 
 from django.db import models
 
-from .changes import record
 from .conf import EVENTS
-from .watching import registry
+from .core.changes import record
+from .core.watching import watched_models
 
 M = TypeVar("M", bound=models.Model)
 
@@ -35,7 +35,7 @@ def notify_changes(
         raise ValueError(f"kind must be one of {', '.join(EVENTS)}, not {kind!r}")
     count = 0
     for instance in objects:
-        watched = registry.get(type(instance))
+        watched = watched_models.get(type(instance))
         if watched is None:
             continue
         updated: list[str] | None = None

@@ -2,8 +2,8 @@
 
 from django.urls import path
 
-from .consumers import RohrpostConsumer
-from .jsonrpc.consumers import JsonRpcConsumer
+from .protocols.jsonrpc.consumers import JsonRpcConsumer
+from .protocols.rohrpost.consumers import RohrpostConsumer
 
 #: ``ws/rohrpost/`` served by :class:`~rohrpost_signals.consumers.RohrpostConsumer`.
 websocket_urlpatterns = [

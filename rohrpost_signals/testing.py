@@ -11,7 +11,7 @@ from typing import Any
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.test import TestCase
 
-from . import changes, dispatch
+from .core import changes, dispatch
 
 
 @dataclass(frozen=True)

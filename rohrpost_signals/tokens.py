@@ -28,7 +28,7 @@ from channels.db import database_sync_to_async
 from django.contrib.auth.models import AnonymousUser
 from django.utils.module_loading import import_string
 
-from .sessions import ACCEPTED_SUBPROTOCOL_KEY, CREDENTIAL_KEY
+from .core.sessions import ACCEPTED_SUBPROTOCOL_KEY, CREDENTIAL_KEY
 
 #: Subprotocol prefix that carries a token.
 SUBPROTOCOL_PREFIX = "token."

@@ -10,7 +10,7 @@ import pytest
 from django.test import override_settings
 
 from rohrpost_signals.testing import capture_notifications
-from rohrpost_signals.watching import registry
+from rohrpost_signals.watching import watched_models
 from shop.models import Announcement, Article, Customer, Order, Product, Ticket
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -204,7 +204,7 @@ def test_attached_tracker_is_limited_to_watched_fields(customer: Customer) -> No
     tracker = order.__dict__["__rohrpost_tracker"]
     assert set(tracker.fields) == {"status", "total", "customer"}
     with watching(Order={"fields": ["status"]}):
-        assert [f.name for f in registry.get(Order).tracker.fields] == ["status"]
+        assert [f.name for f in watched_models.get(Order).tracker.fields] == ["status"]
 
 
 # --- events and mixins --------------------------------------------------------
@@ -262,6 +262,6 @@ def test_group_name_attribute_is_formatted_with_the_pk_like_rohrpost(
     monkeypatch.setattr(Announcement, "group_name", "announcement-{pk}")
     with watching(Announcement={}), capture_notifications() as sent:
         note = Announcement.objects.create(text="hi")
-        assert registry.can_produce(f"announcement-{note.pk}")
-        assert not registry.can_produce("announcement-x")
+        assert watched_models.can_produce(f"announcement-{note.pk}")
+        assert not watched_models.can_produce("announcement-x")
     assert sent.groups == [f"announcement-{note.pk}"]

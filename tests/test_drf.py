@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from rohrpost_signals.testing import capture_notifications
-from rohrpost_signals.watching import registry
+from rohrpost_signals.watching import watched_models
 from shop.models import Customer, Order, Product
 
 serializers = pytest.importorskip("rest_framework.serializers")
@@ -109,7 +109,7 @@ def test_a_models_serializer_class_wins_over_the_option(
         assert [n.object for n in sent] == [{"id": product.pk, "name": "lamp"}]
     finally:
         monkeypatch.undo()
-        registry.rebuild()
+        watched_models.rebuild()
 
 
 def test_the_model_hook_wins_over_a_serializer(
@@ -129,10 +129,10 @@ def test_the_model_hook_wins_over_a_serializer(
         assert built == []
     finally:
         monkeypatch.undo()
-        registry.rebuild()
+        watched_models.rebuild()
 
 
 @pytest.fixture(autouse=True)
 def _rebuilt() -> Iterator[None]:
     yield
-    registry.rebuild()
+    watched_models.rebuild()

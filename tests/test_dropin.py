@@ -25,7 +25,7 @@ from rohrpost_signals.message import (
 )
 from rohrpost_signals.registry import HANDLERS, HandlerAlreadyRegistered, rohrpost_handler
 from rohrpost_signals.testing import FakeConsumer, capture_notifications
-from rohrpost_signals.watching import registry
+from rohrpost_signals.watching import watched_models
 from shop.models import Product
 from tests.ws import CONSUMERS, WithUser, assert_alive, connect, reply, request
 
@@ -57,11 +57,11 @@ def product_hooks(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., Non
     def install(**attributes: Any) -> None:
         for name, value in attributes.items():
             monkeypatch.setattr(Product, name, value, raising=False)
-        registry.rebuild()
+        watched_models.rebuild()
 
     yield install
     monkeypatch.undo()
-    registry.rebuild()
+    watched_models.rebuild()
 
 
 # --- send_message and friends ---------------------------------------------------

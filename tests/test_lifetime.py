@@ -449,9 +449,9 @@ async def test_json_rpc_sockets_are_rechecked_too(
 
 def test_only_updates_that_move_an_object_recheck_its_other_groups(card: Card) -> None:
     from rohrpost_signals.payload import moved_groups
-    from rohrpost_signals.watching import registry
+    from rohrpost_signals.watching import watched_models
 
-    watched = registry.get(Card)
+    watched = watched_models.get(Card)
     assert watched is not None
     assert moved_groups(card, watched, ["title", "status"]) == ()
     assert moved_groups(card, watched, None) == ()

@@ -51,8 +51,8 @@ def part(variant: str) -> Iterator[None]:
     from django.db.models.signals import post_save
     from django.test import override_settings
 
-    from rohrpost_signals import dispatch
-    from rohrpost_signals.receivers import on_post_save
+    from rohrpost_signals.core import dispatch
+    from rohrpost_signals.core.receivers import on_post_save
 
     from .benchapp.models import SignalsItem
 
@@ -87,7 +87,7 @@ def part(variant: str) -> Iterator[None]:
 def run(n: int, chunks: int, warmup: int) -> dict[str, Any]:
     from django.db import transaction
 
-    from rohrpost_signals import dispatch
+    from rohrpost_signals.core import dispatch
 
     from .benchapp.models import VARIANTS, SignalsItem
 

@@ -52,7 +52,7 @@ class Writer:
     def __init__(self) -> None:
         from channels.layers import get_channel_layer
 
-        from rohrpost_signals import dispatch
+        from rohrpost_signals.core import dispatch
 
         from .benchapp.models import VARIANTS
 
@@ -77,7 +77,7 @@ class Writer:
 
     @staticmethod
     def floor_text(slot: str, k: int) -> str:
-        from rohrpost_signals.encoding import encode, new_message_id, subscription_update_text
+        from rohrpost_signals.core.encoding import encode, new_message_id, subscription_update_text
 
         data = {"id": 0, "name": "item", "counter": k, "updated_fields": ["counter"]}
         return subscription_update_text(new_message_id(), "update", f"floor-{slot}", encode(data))
@@ -136,7 +136,7 @@ class Writer:
         Wraps the sender's steps with clocks for ``count`` paced saves, then
         times the floor's bare ``group_send`` the same way. Answers medians in us.
         """
-        from rohrpost_signals import history
+        from rohrpost_signals.core import history
 
         dispatch = self.dispatch
         marks: dict[str, list[int]] = {"picked": [], "numbered": [], "sent": []}

@@ -66,7 +66,7 @@ nitpick_ignore_regex = [
     # Type variables and private aliases that autodoc prints in signatures.
     ("py:class", r"rohrpost_signals\..*\.(H|M|Handler|Policy|Serializer)"),
     ("py:class", r"(H|M|Handler|Policy|Serializer)"),
-    ("py:class", r"rohrpost_signals\.jsonrpc\.(registry\.F|frames\.Call)"),
+    ("py:class", r"rohrpost_signals\.protocols\.jsonrpc\.(methods\.F|frames\.Call)"),
     # The dataclass signature of dispatch.Stats shows its lock's factory.
     ("py:class", r"_thread\.allocate_lock"),
     ("py:class", r"rohrpost_signals\.testing\.Notification"),

@@ -9,7 +9,7 @@ import pytest
 from channels.layers import channel_layers
 from django.test import override_settings
 
-from rohrpost_signals import dispatch
+from rohrpost_signals.core import dispatch
 from tests import services
 
 # Runs rohrpost's own test suite from .ci/stages/12-rohrpost-compat.sh only.

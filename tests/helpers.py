@@ -11,7 +11,7 @@ from typing import Any
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 
-from rohrpost_signals import dispatch
+from rohrpost_signals.core import dispatch
 
 
 class GroupListener:

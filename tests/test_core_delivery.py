@@ -14,8 +14,8 @@ import pytest
 from django.db import transaction
 from django.test import override_settings
 
-from rohrpost_signals import changes, dispatch
-from rohrpost_signals.failurelog import FailureLog
+from rohrpost_signals.core import changes, dispatch
+from rohrpost_signals.core.failurelog import FailureLog
 from rohrpost_signals.notify import notify_changes, update_and_notify
 from rohrpost_signals.testing import capture_notifications
 from shop.models import Customer, Order, Product

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from django.test import override_settings
 
+from rohrpost_signals.core.watching import watched_models
 from rohrpost_signals.testing import capture_notifications
-from rohrpost_signals.watching import watched_models
 from shop.models import Announcement, Article, Customer, Order, Product, Ticket
 
 pytestmark = pytest.mark.django_db(transaction=True)

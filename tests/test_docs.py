@@ -134,13 +134,13 @@ def _error_texts() -> set[str]:
 
     found: set[str] = set()
     for name in (
-        "protocol.py",
-        "subscribing.py",
-        "consumers.py",
-        "subscriptions.py",
-        "main.py",
-        "handlers.py",
-        "limits.py",
+        "protocols/rohrpost/frames.py",
+        "core/subscribing.py",
+        "protocols/rohrpost/consumers.py",
+        "core/subscriptions.py",
+        "protocols/rohrpost/main.py",
+        "protocols/rohrpost/handlers.py",
+        "core/limits.py",
     ):
         tree = ast.parse((PACKAGE / name).read_text(encoding="utf-8"))
         for node in ast.walk(tree):

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
+from rohrpost_signals.core.watching import watched_models
 from rohrpost_signals.testing import capture_notifications
-from rohrpost_signals.watching import watched_models
 from shop.models import Customer, Order, Product
 
 serializers = pytest.importorskip("rest_framework.serializers")

@@ -14,6 +14,7 @@ from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 from django.contrib.auth.models import AnonymousUser, User
 
+from rohrpost_signals.core.watching import watched_models
 from rohrpost_signals.handlers import handle_ping
 from rohrpost_signals.main import ahandle_rohrpost_message, handle_rohrpost_message
 from rohrpost_signals.message import (
@@ -25,7 +26,6 @@ from rohrpost_signals.message import (
 )
 from rohrpost_signals.registry import HANDLERS, HandlerAlreadyRegistered, rohrpost_handler
 from rohrpost_signals.testing import FakeConsumer, capture_notifications
-from rohrpost_signals.watching import watched_models
 from shop.models import Product
 from tests.ws import CONSUMERS, WithUser, assert_alive, connect, reply, request
 

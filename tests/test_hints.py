@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 from channels.layers import InMemoryChannelLayer
 
-from rohrpost_signals import hints
+from rohrpost_signals.core import hints
 
 
 @pytest.fixture(autouse=True)

@@ -8,7 +8,12 @@ import uuid
 import pytest
 from django.test import override_settings
 
-from rohrpost_signals.history import ENTRY_OVERHEAD, GROUP_OVERHEAD, MemoryHistory, RedisHistory
+from rohrpost_signals.core.history import (
+    ENTRY_OVERHEAD,
+    GROUP_OVERHEAD,
+    MemoryHistory,
+    RedisHistory,
+)
 from tests import services
 
 

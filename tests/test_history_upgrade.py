@@ -22,8 +22,8 @@ from channels.layers import channel_layers
 from django.contrib.auth.models import User
 from django.test import override_settings
 
-from rohrpost_signals import dispatch, history
 from rohrpost_signals.conf import conf
+from rohrpost_signals.core import dispatch, history
 from shop.models import Product
 from tests import services
 from tests.conftest import redis_layer_config

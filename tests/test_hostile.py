@@ -18,9 +18,10 @@ from channels.layers import get_channel_layer
 from django.contrib.auth.models import User
 from django.test import override_settings
 
-from rohrpost_signals import dispatch, history, main
 from rohrpost_signals.conf import conf
-from rohrpost_signals.limits import OUTGOING_CLOSE_CODE
+from rohrpost_signals.core import dispatch, history
+from rohrpost_signals.core.limits import OUTGOING_CLOSE_CODE
+from rohrpost_signals.protocols.rohrpost import main
 from shop.models import Product
 from tests.ws import CONSUMERS, assert_alive, connect, reply, request
 

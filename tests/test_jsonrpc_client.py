@@ -25,7 +25,7 @@ from django.test import override_settings
 from jsonrpcclient import Error, Ok, notification_json, parse, parse_json, request, request_json
 
 import tests.rpc_methods  # noqa: F401  (registers the methods called here)
-from rohrpost_signals import dispatch
+from rohrpost_signals.core import dispatch
 from rohrpost_signals.routing import jsonrpc_websocket_urlpatterns, websocket_urlpatterns
 from shop.models import Product
 from tests import services

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from rohrpost_signals.encoding import subscription_update_text
-from rohrpost_signals.jsonrpc.frames import from_group_text
+from rohrpost_signals.core.encoding import subscription_update_text
 from rohrpost_signals.message import build_text
+from rohrpost_signals.protocols.jsonrpc.frames import from_group_text
 
 
 def test_a_model_update_is_spliced_not_re_encoded() -> None:

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from django.contrib.auth.models import User
 
-from rohrpost_signals import history
-from rohrpost_signals.encoding import subscription_update
+from rohrpost_signals.core import history
+from rohrpost_signals.core.encoding import subscription_update
 from tests.jsonrpc_clients import CONSUMERS, connect, frame, ws_exchange
 from tests.test_repair import (  # noqa: F401  (fixtures)
     GROUP,

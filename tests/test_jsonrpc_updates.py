@@ -10,7 +10,7 @@ from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.contrib.auth.models import User
 
-from rohrpost_signals import dispatch
+from rohrpost_signals.core import dispatch
 from shop.models import Product
 from tests import ws as rohrpost
 from tests.jsonrpc_clients import connect, frame, ws_exchange

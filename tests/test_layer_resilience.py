@@ -19,7 +19,8 @@ from channels.layers import InMemoryChannelLayer, channel_layers, get_channel_la
 from django.contrib.auth.models import User
 from django.test import override_settings
 
-from rohrpost_signals import checks, layerlog, membership
+from rohrpost_signals import checks
+from rohrpost_signals.core import layerlog, membership
 from rohrpost_signals.dispatch import stats
 from tests import services
 from tests.conftest import redis_layer_config

@@ -18,8 +18,8 @@ from channels.layers import InMemoryChannelLayer, channel_layers, get_channel_la
 from django.contrib.auth.models import User
 from django.test import override_settings
 
-from rohrpost_signals import membership
-from rohrpost_signals.dispatch import LoopSender, Outgoing
+from rohrpost_signals.core import membership
+from rohrpost_signals.core.dispatch import LoopSender, Outgoing
 from tests.helpers import aeventually
 from tests.ws import connect, request
 

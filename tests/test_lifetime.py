@@ -23,7 +23,8 @@ from django.contrib.sessions.models import Session
 from django.test import Client, override_settings
 
 from board.models import Board, Card
-from rohrpost_signals import dispatch, membership, reauthorize
+from rohrpost_signals import reauthorize
+from rohrpost_signals.core import dispatch, membership
 from shop.models import Customer, Order
 from tests import services
 from tests.conftest import redis_layer_config
@@ -448,8 +449,8 @@ async def test_json_rpc_sockets_are_rechecked_too(
 
 
 def test_only_updates_that_move_an_object_recheck_its_other_groups(card: Card) -> None:
-    from rohrpost_signals.payload import moved_groups
-    from rohrpost_signals.watching import watched_models
+    from rohrpost_signals.core.payload import moved_groups
+    from rohrpost_signals.core.watching import watched_models
 
     watched = watched_models.get(Card)
     assert watched is not None
@@ -462,7 +463,7 @@ def test_only_updates_that_move_an_object_recheck_its_other_groups(card: Card) -
 async def test_a_routine_renewal_does_not_recheck(
     monkeypatch: pytest.MonkeyPatch, user: User
 ) -> None:
-    from rohrpost_signals.lifetime import _AuthorizedSubscriptions
+    from rohrpost_signals.core.lifetime import _AuthorizedSubscriptions
     from tests.ws import connect
 
     asked: list[str] = []

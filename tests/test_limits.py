@@ -10,12 +10,11 @@ import pytest
 from django.test import override_settings
 
 from rohrpost_signals import checks
-from rohrpost_signals.encoding import encode
-from rohrpost_signals.exceptions import ProtocolError
-from rohrpost_signals.failurelog import FailureLog
-from rohrpost_signals.framelimit import recommended_server_limit, server_frame_limit
-from rohrpost_signals.history import Replay
-from rohrpost_signals.limits import (
+from rohrpost_signals.core.encoding import encode
+from rohrpost_signals.core.failurelog import FailureLog
+from rohrpost_signals.core.framelimit import recommended_server_limit, server_frame_limit
+from rohrpost_signals.core.history import Replay
+from rohrpost_signals.core.limits import (
     MAX_JSON_DEPTH,
     ConnectionBudgets,
     TokenBucket,
@@ -23,7 +22,8 @@ from rohrpost_signals.limits import (
     replay_since,
     valid_message_id,
 )
-from rohrpost_signals.protocol import LAST_RESORT_REPLY, error_frame
+from rohrpost_signals.exceptions import ProtocolError
+from rohrpost_signals.protocols.rohrpost.frames import LAST_RESORT_REPLY, error_frame
 
 # --- load_json ------------------------------------------------------------------
 

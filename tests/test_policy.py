@@ -9,8 +9,8 @@ import pytest
 from django.contrib.auth.models import AnonymousUser, Permission, User
 from django.test import override_settings
 
-from rohrpost_signals import authorization
-from rohrpost_signals.policy import decide, default_policy
+from rohrpost_signals.core import authorization
+from rohrpost_signals.core.policy import decide, default_policy
 from shop.models import Announcement, Customer, Order, Product
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("library_default_policy")]
@@ -151,7 +151,7 @@ def refuse(user: Any, group: str, scope: dict[str, Any]) -> bool:
 
 
 def test_user_groups_are_valid_channels_group_names() -> None:
-    from rohrpost_signals.groups import is_valid_group_name
+    from rohrpost_signals.core.groups import is_valid_group_name
 
     for pk in (5, "0b0f8c2e-6c55-4a8e-9d7b-1f1f1f1f1f1f", "weird key/with spaces"):
         assert is_valid_group_name(authorization.user_group(pk)), pk
@@ -182,7 +182,7 @@ def test_refusals_are_logged_with_a_limit(
 def test_a_recheck_loads_the_objects_of_one_model_in_one_query(
     django_assert_max_num_queries: Any,
 ) -> None:
-    from rohrpost_signals.targets import preloaded
+    from rohrpost_signals.core.targets import preloaded
 
     customer = Customer.objects.create(name="c")
     orders = [Order.objects.create(customer=customer) for _ in range(5)]

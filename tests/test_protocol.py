@@ -13,7 +13,7 @@ from channels.layers import get_channel_layer
 from django.contrib.auth.models import User
 from django.test import override_settings
 
-from rohrpost_signals import dispatch
+from rohrpost_signals.core import dispatch
 from rohrpost_signals.message import send_to_group
 from rohrpost_signals.registry import HANDLERS, rohrpost_handler
 from shop.models import Customer, Order

@@ -9,8 +9,8 @@ from channels.db import database_sync_to_async
 from django.contrib.auth.models import Permission, User
 from django.test import override_settings
 
-from rohrpost_signals import dispatch
-from rohrpost_signals.authorization import log_refusal
+from rohrpost_signals.core import dispatch
+from rohrpost_signals.core.authorization import log_refusal
 from shop.models import Customer, Order
 from tests.ws import CONSUMERS, connect, request
 

@@ -14,10 +14,10 @@ from channels.layers import InMemoryChannelLayer, channel_layers, get_channel_la
 from django.contrib.auth.models import User
 from django.test import override_settings
 
-from rohrpost_signals import dispatch, history, membership, repair
 from rohrpost_signals.conf import conf
-from rohrpost_signals.encoding import subscription_update
-from rohrpost_signals.repair import Cursor, Step, step
+from rohrpost_signals.core import dispatch, history, membership, repair
+from rohrpost_signals.core.encoding import subscription_update
+from rohrpost_signals.core.repair import Cursor, Step, step
 from tests.helpers import aeventually
 from tests.ws import CONSUMERS, connect, reply, request
 

@@ -11,7 +11,7 @@ from channels.layers import get_channel_layer
 from django.contrib.auth.models import User
 from django.test import override_settings
 
-from rohrpost_signals import dispatch, history
+from rohrpost_signals.core import dispatch, history
 from shop.models import Product
 from tests.helpers import aeventually
 from tests.ws import CONSUMERS, assert_alive, connect, reply, request

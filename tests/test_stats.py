@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import typing
 
-from rohrpost_signals.dispatch import CounterName, Stats
+from rohrpost_signals.core.dispatch import CounterName, Stats
 
 
 def test_counts_from_many_threads_add_up() -> None:

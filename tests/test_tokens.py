@@ -10,8 +10,9 @@ from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.contrib.auth.models import Permission, User
 
-from rohrpost_signals import dispatch, reauthorize
-from rohrpost_signals.authorization import log_refusal
+from rohrpost_signals import reauthorize
+from rohrpost_signals.core import dispatch
+from rohrpost_signals.core.authorization import log_refusal
 from rohrpost_signals.tokens import TokenAuthMiddleware, drf_token_user, token_from_scope
 from shop.models import Customer, Order
 from tests.ws import CONSUMERS, reply, request

@@ -57,6 +57,12 @@ for needed in (
     "rohrpost_signals/static/rohrpost_signals/rohrpost.d.ts",
     "rohrpost_signals/templatetags/rohrpost.py",
     "rohrpost_signals/apps.py",
+    # One module of each subpackage: find_packages must have found them all.
+    "rohrpost_signals/core/dispatch.py",
+    "rohrpost_signals/protocols/__init__.py",
+    "rohrpost_signals/protocols/rohrpost/consumers.py",
+    "rohrpost_signals/protocols/jsonrpc/consumers.py",
+    "rohrpost_signals/jsonrpc.py",
 ):
     if needed not in names:
         problems.append(f"wheel lacks {needed}")

@@ -6,10 +6,12 @@
 # has no row here. Each combination has its own venv
 # (.venv-<name>), reused while setup.cfg and the Django pin are unchanged.
 #
-#   .ci/stages/15-matrix.sh                 every combination
-#   RPS_MATRIX="dj42 dj6" .ci/stages/15-matrix.sh   only those venvs
+# .ci/tests.sh runs one row per job, beside the main passes.
+#
+#   .ci/matrix.sh                        every combination
+#   RPS_MATRIX="dj42 dj6" .ci/matrix.sh  only those venvs
 set -euo pipefail
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/.."
 
 # name   python  django-requirement  databases
 MATRIX=(

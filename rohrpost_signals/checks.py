@@ -48,9 +48,10 @@ _BUDGETS = (
     "MAX_REPLAY_BYTES_PER_MINUTE",
     "MAX_OUTGOING_BYTES",
     "SUBSCRIBE_TIMEOUT",
+    "LAYER_OUTAGE_TIMEOUT",
 )
 # Budgets that may be fractions; the others count whole requests or bytes.
-_FRACTIONAL = ("MAX_REQUESTS_PER_SECOND", "SUBSCRIBE_TIMEOUT")
+_FRACTIONAL = ("MAX_REQUESTS_PER_SECOND", "SUBSCRIBE_TIMEOUT", "LAYER_OUTAGE_TIMEOUT")
 
 
 def _error(msg: str, id: str, hint: str | None = None) -> Error:

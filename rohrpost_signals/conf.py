@@ -28,6 +28,7 @@ DEFAULTS: dict[str, Any] = {
     "MAX_REPLAY_BYTES_PER_MINUTE": 4 * 1024 * 1024,
     "MAX_OUTGOING_BYTES": 8 * 1024 * 1024,
     "SUBSCRIBE_TIMEOUT": 5,
+    "LAYER_OUTAGE_TIMEOUT": 600,
 }
 
 #: Option keys accepted for each entry of ``ROHRPOST["MODELS"]``.
@@ -117,6 +118,11 @@ class RohrpostSettings:
     def SUBSCRIBE_TIMEOUT(self) -> float:
         """Seconds a subscribe waits for the channel layer and the history."""
         return float(self.get("SUBSCRIBE_TIMEOUT"))
+
+    @property
+    def LAYER_OUTAGE_TIMEOUT(self) -> float:
+        """Seconds sockets wait for a failing channel layer before they are closed."""
+        return float(self.get("LAYER_OUTAGE_TIMEOUT"))
 
 
 conf = RohrpostSettings()

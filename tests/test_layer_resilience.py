@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
 from collections.abc import Iterator
@@ -16,16 +17,18 @@ from typing import Any
 import pytest
 import redis
 from channels.layers import InMemoryChannelLayer, channel_layers, get_channel_layer
+from channels.testing import WebsocketCommunicator
 from django.contrib.auth.models import User
 from django.test import override_settings
 
 from rohrpost_signals import checks
+from rohrpost_signals.consumers import RohrpostConsumer, SyncRohrpostConsumer
 from rohrpost_signals.core import layerlog, membership
 from rohrpost_signals.dispatch import stats
-from tests import services
+from tests import jsonrpc_clients, services
 from tests.conftest import redis_layer_config
 from tests.helpers import aeventually
-from tests.ws import assert_alive, connect, request
+from tests.ws import WithUser, assert_alive, connect, request
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -98,6 +101,259 @@ def flaky_layer(fast_checks: None) -> Iterator[None]:
 
 def members(layer: Any, group: str) -> set[str]:
     return set(layer.groups.get(group, {}))
+
+
+CLOSED_1011 = {"type": "websocket.close", "code": 1011}
+POISON = {"type": "test.poison"}
+
+
+class PoisonLayer(FlakyLayer):
+    """A message of type ``test.poison`` cannot be decoded, as a corrupt one in channels-redis.
+
+    The error is a bug, not an outage: no connection or timeout error.
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.receives: dict[str, int] = {}
+        self.broken_discard = False
+
+    async def receive(self, channel: str) -> dict[str, Any]:
+        self.receives[channel] = self.receives.get(channel, 0) + 1
+        message = await super().receive(channel)
+        if message["type"] == POISON["type"]:
+            raise ValueError("cannot decode the message")
+        return message
+
+    async def group_discard(self, group: str, channel: str) -> None:
+        if self.broken_discard:
+            raise TypeError("group_discard() got an unexpected keyword argument")
+        await super().group_discard(group, channel)
+
+
+@pytest.fixture
+def poison_layer(fast_checks: None) -> Iterator[None]:
+    backend = {"BACKEND": f"{__name__}.PoisonLayer"}
+    with override_settings(CHANNEL_LAYERS={"default": backend}):
+        channel_layers.backends.clear()
+        yield
+    channel_layers.backends.clear()
+
+
+async def subscribed_socket(protocol: str, kind: str, user: User) -> WebsocketCommunicator:
+    """A socket of ``protocol`` subscribed to ``order-1``."""
+    if protocol == "rohrpost":
+        ws = await connect(kind, user)
+        reply = await request(ws, id=1, type="subscribe", data={"group": "order-1"})
+        assert reply["data"]["group"] == "order-1"
+        return ws
+    ws = await jsonrpc_clients.connect(kind, user)
+    text = json.dumps(
+        {"jsonrpc": "2.0", "method": "subscribe", "params": {"group": "order-1"}, "id": 1}
+    )
+    await ws.send_to(text_data=text)
+    assert (await jsonrpc_clients.frame(ws))["result"]["group"] == "order-1"
+    return ws
+
+
+def bug_records(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [
+        r
+        for r in caplog.records
+        if r.name == "rohrpost_signals" and r.levelno == logging.ERROR and r.exc_info
+    ]
+
+
+@pytest.mark.parametrize("protocol", ["rohrpost", "jsonrpc"])
+@pytest.mark.parametrize("kind", ["async", "sync"])
+async def test_a_receive_that_raises_a_bug_closes_the_socket_with_1011_once(
+    kind: str, protocol: str, user: User, poison_layer: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    ws = await subscribed_socket(protocol, kind, user)
+    layer = get_channel_layer()
+    [channel] = members(layer, "order-1")
+    errors = stats.layer_errors
+
+    await layer.group_send("order-1", POISON)
+    assert await ws.receive_output(timeout=5) == CLOSED_1011
+    # Not retried: the receive that raised was the last one.
+    assert layer.receives[channel] == 1
+    [record] = bug_records(caplog)
+    assert record.exc_info is not None
+    assert isinstance(record.exc_info[1], ValueError)
+    assert "Channel layer receive raised ValueError" in record.getMessage()
+    assert stats.layer_errors == errors  # a bug is no outage
+    await ws.send_input({"type": "websocket.disconnect", "code": 1011})
+    await ws.wait(timeout=5)  # the server's disconnect ends the consumer ...
+    assert members(layer, "order-1") == set()  # ... which leaves its groups
+    assert layer.receives[channel] == 1
+
+
+class RefusesServerCodes:
+    """ASGI middleware that refuses close codes as daphne's autobahn does (1000, 3000-4999)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> Any:
+        async def send_like_daphne(message: dict[str, Any]) -> None:
+            code = message.get("code", 1000)
+            if message["type"] == "websocket.close" and code != 1000 and not 3000 <= code <= 4999:
+                raise Exception(f"invalid close code {code} (must be 1000 or from [3000, 4999])")
+            await send(message)
+
+        return await self.app(scope, receive, send_like_daphne)
+
+
+@pytest.mark.parametrize("kind", ["async", "sync"])
+async def test_where_the_server_refuses_1011_the_bug_ends_the_consumer(
+    kind: str, user: User, poison_layer: None
+) -> None:
+    """daphne closes with 1011 itself when the application raises."""
+    consumer = RohrpostConsumer if kind == "async" else SyncRohrpostConsumer
+    ws = WebsocketCommunicator(RefusesServerCodes(WithUser(consumer.as_asgi(), user)), "/")
+    assert (await ws.connect())[0]
+    await request(ws, id=1, type="subscribe", data={"group": "order-1"})
+    layer = get_channel_layer()
+    [channel] = members(layer, "order-1")
+
+    await layer.group_send("order-1", POISON)
+    with pytest.raises(ValueError, match="cannot decode"):
+        await ws.receive_output(timeout=5)
+    assert members(layer, "order-1") == set()  # the crash clean-up left the group
+    assert layer.receives[channel] == 1
+
+
+async def test_a_bug_in_group_discard_is_logged_not_retried_as_an_outage(
+    user: User, poison_layer: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    ws = await connect("async", user)
+    await request(ws, id=1, type="subscribe", data={"group": "order-1"})
+    layer = get_channel_layer()
+    layer.broken_discard = True
+    errors = stats.layer_errors
+
+    await ws.disconnect()
+    [record] = [r for r in caplog.records if "Could not leave group 'order-1'" in r.getMessage()]
+    assert record.exc_info is not None
+    assert isinstance(record.exc_info[1], TypeError)
+    assert stats.layer_errors == errors + 1
+    # The control groups are left through the keeper, which logs the bug and drops them.
+    keeper = membership.keeper_for(layer)
+    await aeventually(lambda: keeper._discards == [], what="the keeper to drop the discards")
+    logged = [r for r in caplog.records if "for a closed socket raised TypeError" in r.getMessage()]
+    assert len(logged) == 2
+    assert all(r.exc_info for r in logged)
+    assert keeper._back.is_set()  # no outage began
+
+
+class BrokenRejoin(RohrpostConsumer):
+    async def rejoin_groups(self) -> int:
+        raise RuntimeError("a bug in a subclass")
+
+
+async def test_a_bug_in_one_sockets_rejoin_closes_that_socket_only(
+    user: User, flaky_layer: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    broken = WebsocketCommunicator(WithUser(BrokenRejoin.as_asgi(), user), "/ws/rohrpost/")
+    assert (await broken.connect())[0]
+    await request(broken, id=1, type="subscribe", data={"group": "order-1"})
+    healthy = await connect("async", user)
+    await request(healthy, id=1, type="subscribe", data={"group": "order-1"})
+    layer = get_channel_layer()
+    errors, rejoins = stats.layer_errors, stats.rejoins
+
+    layer.crash()
+    await aeventually(lambda: stats.layer_errors > errors + 1, what="repeated layer failures")
+    layer.recover()
+    assert await broken.receive_output(timeout=5) == CLOSED_1011
+    [record] = bug_records(caplog)
+    assert record.exc_info is not None
+    assert isinstance(record.exc_info[1], RuntimeError)
+    assert "Rejoining a socket's groups raised RuntimeError" in record.getMessage()
+    # The other socket rejoined, and the outage ended.
+    await aeventually(lambda: stats.rejoins == rejoins + 1, what="the rejoin to be counted")
+    assert len(members(layer, "order-1")) == 1
+    await layer.group_send("order-1", EVENT)
+    assert await healthy.receive_from(timeout=5) == EVENT["message"]
+    await assert_alive(healthy)
+    await healthy.disconnect()
+    await broken.disconnect()
+
+
+@pytest.mark.parametrize("kind", ["async", "sync"])
+async def test_an_outage_longer_than_the_bound_closes_the_sockets_with_1011(
+    kind: str, user: User, flaky_layer: None, settings: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings.ROHRPOST = {**settings.ROHRPOST, "LAYER_OUTAGE_TIMEOUT": 0.3}
+    sockets = [await connect(kind, user) for _ in range(2)]
+    for ws in sockets:
+        await request(ws, id=1, type="subscribe", data={"group": "order-1"})
+    layer = get_channel_layer()
+
+    layer.crash(forget=False)
+    for ws in sockets:
+        assert await ws.receive_output(timeout=10) == CLOSED_1011
+    # Logged once for the outage, not once per socket.
+    [record] = [r for r in caplog.records if "LAYER_OUTAGE_TIMEOUT" in r.getMessage()]
+    assert record.levelno == logging.ERROR
+    layer.recover()
+    for ws in sockets:
+        await ws.disconnect()
+    await aeventually(lambda: members(layer, "order-1") == set(), what="the groups left")
+
+
+class HungLayer(FlakyLayer):
+    """While ``hung``, every read times out as an idle one would: Redis accepts, never answers."""
+
+    hung = False
+
+    async def receive(self, channel: str) -> dict[str, Any]:
+        if self.hung:
+            await asyncio.sleep(0.01)  # redis-py's socket_timeout, shortened
+            raise redis.exceptions.TimeoutError("Timeout reading from socket")
+        return await super().receive(channel)
+
+
+async def test_a_hung_layer_whose_reads_look_idle_is_bounded_too(
+    user: User, fast_checks: None, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(membership, "IDLE_READ_SECONDS", 0.0)  # every timeout looks idle
+    settings.ROHRPOST = {**settings.ROHRPOST, "LAYER_OUTAGE_TIMEOUT": 0.3}
+    with override_settings(CHANNEL_LAYERS={"default": {"BACKEND": f"{__name__}.HungLayer"}}):
+        channel_layers.backends.clear()
+        ws = await connect("async", user)
+        await request(ws, id=1, type="subscribe", data={"group": "order-1"})
+        layer = get_channel_layer()
+        layer.hung = True
+        layer.crash(forget=False)  # the pending read fails; the keeper's checks keep failing
+        assert await ws.receive_output(timeout=10) == CLOSED_1011
+        layer.recover()
+        await ws.disconnect()
+    channel_layers.backends.clear()
+
+
+@pytest.mark.parametrize(
+    ("error", "outage"),
+    [
+        (ConnectionRefusedError(111, "Connection refused"), True),
+        (ConnectionError("the layer is down"), True),
+        (TimeoutError(), True),
+        (asyncio.TimeoutError(), True),
+        (OSError(113, "No route to host"), True),
+        (redis.exceptions.ConnectionError("Error 111 connecting"), True),
+        (redis.exceptions.BusyLoadingError("Redis is loading the dataset in memory"), True),
+        (redis.exceptions.TimeoutError("Timeout reading from socket"), True),
+        (redis.exceptions.ResponseError("WRONGTYPE Operation against a key"), False),
+        (ValueError("cannot decode the message"), False),
+        (TypeError("receive() takes 2 positional arguments"), False),
+        (KeyError("type"), False),
+    ],
+)
+def test_only_connection_and_timeout_errors_count_as_an_outage(
+    error: Exception, outage: bool
+) -> None:
+    assert isinstance(error, membership.outage_errors()) is outage
 
 
 @pytest.mark.parametrize("kind", ["async", "sync"])

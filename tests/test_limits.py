@@ -240,6 +240,8 @@ def test_w050_warns_about_a_server_limit_far_above_max_message_bytes(
         ("MAX_OUTGOING_BYTES", True),
         ("HISTORY_MAX_BYTES", None),
         ("SUBSCRIBE_TIMEOUT", 0),
+        ("LAYER_OUTAGE_TIMEOUT", 0),
+        ("LAYER_OUTAGE_TIMEOUT", "10 minutes"),
     ],
 )
 def test_e050_bad_budgets(key: str, value: Any) -> None:

@@ -55,6 +55,18 @@ class SwallowsCancelLayer(InMemoryChannelLayer):  # type: ignore[misc]
             return await super().receive(channel)  # type: ignore[no-any-return]
 
 
+class StallsLeavingLayer(InMemoryChannelLayer):  # type: ignore[misc]
+    """Leaving a user's control group hangs, as on a layer that stalls while the server stops."""
+
+    stalled: asyncio.Event
+
+    async def group_discard(self, group: str, channel: str) -> None:
+        if "user." in group and not self.stalled.is_set():
+            self.stalled.set()
+            await asyncio.Event().wait()  # until cancelled
+        await super().group_discard(group, channel)
+
+
 def use_layer(backend: dict[str, Any]) -> Iterator[None]:
     with override_settings(CHANNEL_LAYERS={"default": backend}):
         channel_layers.backends.clear()
@@ -86,6 +98,11 @@ def timeout_on_cancel_layer() -> Iterator[None]:
 def swallows_cancel_layer(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setattr(membership, "CHECK_INTERVAL", 0.02)
     yield from use_layer({"BACKEND": f"{__name__}.SwallowsCancelLayer"})
+
+
+@pytest.fixture
+def stalls_leaving_layer() -> Iterator[None]:
+    yield from use_layer({"BACKEND": f"{__name__}.StallsLeavingLayer"})
 
 
 async def ends_after_disconnect(ws: Any) -> None:
@@ -161,6 +178,23 @@ async def test_a_consumer_the_server_cancels_says_going_away_and_leaves_its_grou
     assert ws.output_queue.get_nowait() == {"type": "websocket.close", "code": 1001}
     assert members("order-1") == members("order-2") == set()
     assert not any(get_channel_layer().groups.values()), "a control group was left joined"
+
+
+async def test_a_consumer_cancelled_while_leaving_its_control_groups_still_leaves_them(
+    user: User, stalls_leaving_layer: None
+) -> None:
+    """A stop that lands while the disconnect is leaving groups: nothing stays joined."""
+    layer = get_channel_layer()
+    layer.stalled = asyncio.Event()
+    ws = await connect("async", user)
+    assert any("user." in group for group in layer.groups), "the socket has no control group"
+
+    await ws.send_input({"type": "websocket.disconnect", "code": 1001})
+    await asyncio.wait_for(layer.stalled.wait(), 10)
+    ws.future.cancel()
+    await asyncio.wait({ws.future}, timeout=10)
+    assert ws.future.done()
+    assert not any(layer.groups.values()), "a control group was left joined"
 
 
 async def test_a_consumer_cancelled_after_its_socket_closed_sends_no_close_frame(

@@ -115,7 +115,6 @@ class _AuthorizedSubscriptions:
 
     async def _aleave_control_groups(self, groups: list[str] | None) -> None:
         leaving = self._control_groups if groups is None else groups
-        self._control_groups = tuple(g for g in self._control_groups if g not in leaving)
         for group in leaving:
             try:
                 await limits.bounded(
@@ -123,6 +122,9 @@ class _AuthorizedSubscriptions:
                 )
             except ProtocolError:
                 keeper_for(self.channel_layer).discard_later(group, self.channel_name)
+            # Only now: a server stop that cancels this await must still
+            # find the group here and leave it (lifecycle.StopWithServer).
+            self._control_groups = tuple(g for g in self._control_groups if g != group)
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         interval = conf.REAUTHORIZE_INTERVAL

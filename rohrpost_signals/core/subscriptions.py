@@ -59,6 +59,12 @@ class SubscriptionRules(repair.Delivery):
     #: ``json_encoder``); ``None``: the library's encoder.
     json_encoder: type[json.JSONEncoder] | None = None
 
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        # Both consumer kinds: the group feed of this socket's layer, before
+        # any frame or group event can arrive.
+        self.bind_feed(self.channel_layer_alias)
+        await super().__call__(scope, receive, send)  # type: ignore[misc]
+
     @property
     def channel_layer_alias(self) -> str:
         """Channels reads this when the consumer starts: follow ``ROHRPOST``."""
@@ -174,10 +180,6 @@ class AsyncSubscriber(
     AsyncWebsocketConsumer,  # type: ignore[misc]
 ):
     """Base of the async consumers: group membership, subscribe, forwarding."""
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        self.bind_feed(self.channel_layer_alias)
-        await super().__call__(scope, receive, send)
 
     async def connect(self) -> None:
         self.subscriptions = set()
@@ -304,10 +306,6 @@ class SyncSubscriber(
     WebsocketConsumer,  # type: ignore[misc]
 ):
     """Base of the sync consumers: handlers run in the consumer's thread."""
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        self.bind_feed(self.channel_layer_alias)
-        await super().__call__(scope, receive, send)
 
     def connect(self) -> None:
         self.subscriptions = set()

@@ -239,23 +239,35 @@ class HungLayer:
     async def group_add(self, group: str, channel: str) -> None:
         if self._mode == "hang":
             await asyncio.Event().wait()
+        if self._mode == "bug":
+            raise TypeError("a bug in the layer")
         raise ConnectionError("Redis is down")
 
 
 @pytest.mark.parametrize("kind", KINDS)
-@pytest.mark.parametrize(("mode", "code"), [("hang", "timeout"), ("down", "unavailable")])
+@pytest.mark.parametrize(
+    ("mode", "code"), [("hang", "timeout"), ("down", "unavailable"), ("bug", "internal-error")]
+)
 async def test_subscribe_with_a_stuck_layer_answers_with_an_error(
-    kind: str, mode: str, code: str, user: User, monkeypatch: pytest.MonkeyPatch
+    kind: str,
+    mode: str,
+    code: str,
+    user: User,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     stuck = HungLayer(get_channel_layer(), mode)
     monkeypatch.setattr("channels.consumer.get_channel_layer", lambda alias: stuck)
-    with settings_with(SUBSCRIBE_TIMEOUT=0.2):
+    with settings_with(SUBSCRIBE_TIMEOUT=0.2), caplog.at_level(logging.ERROR, "rohrpost_signals"):
         ws = await connect(kind, user)
         answer = await request(ws, id=1, type="subscribe", data="product-1")
         assert answer["code"] == code, answer
         assert answer["id"] == 1
         await assert_alive(ws)
         await ws.disconnect()
+    # Only a bug is logged, with its traceback; an outage is the client's to retry.
+    logged = [r for r in caplog.records if r.exc_info and "product-1" in r.getMessage()]
+    assert len(logged) == (1 if mode == "bug" else 0), caplog.text
 
 
 async def test_a_crash_is_logged_by_the_guard(caplog: pytest.LogCaptureFixture) -> None:

@@ -18,7 +18,9 @@ walls on each of them:
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
+import logging
 import math
 import time
 from collections.abc import Awaitable
@@ -28,6 +30,9 @@ from typing import Any, TypeVar
 from .. import exceptions as codes
 from ..conf import conf
 from ..exceptions import ProtocolError
+from .membership import outage_errors
+
+logger = logging.getLogger("rohrpost_signals")
 
 #: Deepest nesting of arrays and objects a request may have. The JSON parser
 #: and encoder recurse, so a 2 KB frame nested 1,000 deep would otherwise end
@@ -193,13 +198,29 @@ def replay_since(since: int | None, already_has: int | None) -> int | None:
     return None
 
 
+@functools.cache
+def broker_errors() -> tuple[type[Exception], ...]:
+    """A layer or history call that failed for the broker's sake, not ours.
+
+    Redis unreachable or timing out (:func:`~.membership.outage_errors`), or
+    answering with an error: a read-only replica after a failover, out of
+    memory under ``noeviction``.
+    """
+    try:
+        from redis.exceptions import RedisError
+    except ImportError:  # channels-redis is an optional dependency
+        return outage_errors()
+    return (*outage_errors(), RedisError)
+
+
 async def bounded(
     call: Awaitable[_T], what: str, message_id: Any = None, handler: str | None = None
 ) -> _T:
     """Await a layer or history ``call``; a hang or failure is a ProtocolError.
 
-    ``SUBSCRIBE_TIMEOUT`` bounds the wait (a hung Redis); any exception of the
-    call (Redis down) becomes an ``unavailable`` error reply.
+    ``SUBSCRIBE_TIMEOUT`` bounds the wait (a hung Redis); Redis down or
+    answering with an error becomes an ``unavailable`` error reply. Any other
+    exception is a bug: logged with its traceback, answered ``internal-error``.
     """
     timeout = conf.SUBSCRIBE_TIMEOUT
     try:
@@ -214,6 +235,14 @@ async def bounded(
     except ProtocolError:
         raise
     except Exception as exc:
+        if not isinstance(exc, broker_errors()):
+            logger.exception("A bug while %s", what)
+            raise ProtocolError(
+                f"The server failed while {what}; it logged the error.",
+                message_id,
+                handler,
+                code=codes.INTERNAL_ERROR,
+            ) from exc
         raise ProtocolError(
             f"The server cannot reach its message broker while {what}; try again.",
             message_id,

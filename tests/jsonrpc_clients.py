@@ -25,7 +25,7 @@ async def connect(kind: str = "async", user: Any = None) -> WebsocketCommunicato
 
     app = WithUser(CONSUMERS[kind].as_asgi(), user if user is not None else AnonymousUser())
     communicator = WebsocketCommunicator(app, "/ws/jsonrpc/")
-    connected, _ = await communicator.connect()
+    connected, _ = await communicator.connect(timeout=10)
     assert connected
     return communicator
 

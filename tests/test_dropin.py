@@ -244,7 +244,7 @@ async def test_a_handwritten_consumer_calls_the_message_handler(
 
     app = WithUser(consumer.as_asgi(), AnonymousUser())
     ws = WebsocketCommunicator(app, "/ws/")
-    assert (await ws.connect())[0]
+    assert (await ws.connect(timeout=10))[0]
     assert await request(ws, id=1, type="whoami") == {
         "id": 1,
         "type": "whoami",
@@ -294,7 +294,7 @@ class MarkingEncoder(json.JSONEncoder):
 async def test_the_consumers_json_encoder_encodes_dict_events(kind: str, user: User) -> None:
     consumer = type("Custom", (CONSUMERS[kind],), {"json_encoder": MarkingEncoder})
     ws = WebsocketCommunicator(WithUser(consumer.as_asgi(), user), "/ws/rohrpost/")
-    assert (await ws.connect())[0]
+    assert (await ws.connect(timeout=10))[0]
     assert "error" not in await request(ws, id=1, type="subscribe", data="product-1")
     layer = get_channel_layer()
     event = {"type": "rohrpost.message", "message": {"type": "x", "refuse": True}}

@@ -236,7 +236,7 @@ async def test_a_consumer_may_choose_its_json_encoder() -> None:
     from django.contrib.auth.models import AnonymousUser
 
     ws = WebsocketCommunicator(WithUser(PlainConsumer.as_asgi(), AnonymousUser()), "/ws/")
-    assert (await ws.connect())[0]
+    assert (await ws.connect(timeout=10))[0]
     assert (await ws_exchange(ws, call("test.unencodable")))["result"] == "<object>"
     await ws.disconnect()
 

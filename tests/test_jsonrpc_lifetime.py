@@ -35,7 +35,7 @@ SOCKETS = list(CONSUMERS)
 async def open_socket(kind: str, cookie: str) -> WebsocketCommunicator:
     app = AuthMiddlewareStack(CONSUMERS[kind].as_asgi())
     ws = WebsocketCommunicator(app, "/ws/jsonrpc/", headers=[(b"cookie", cookie.encode())])
-    connected, _ = await ws.connect()
+    connected, _ = await ws.connect(timeout=10)
     assert connected
     return ws
 

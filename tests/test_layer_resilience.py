@@ -212,7 +212,7 @@ async def test_where_the_server_refuses_1011_the_bug_ends_the_consumer(
     """daphne closes with 1011 itself when the application raises."""
     consumer = RohrpostConsumer if kind == "async" else SyncRohrpostConsumer
     ws = WebsocketCommunicator(RefusesServerCodes(WithUser(consumer.as_asgi(), user)), "/")
-    assert (await ws.connect())[0]
+    assert (await ws.connect(timeout=10))[0]
     await request(ws, id=1, type="subscribe", data={"group": "order-1"})
     layer = get_channel_layer()
     [channel] = members(layer, "order-1")
@@ -256,7 +256,7 @@ async def test_a_bug_in_one_sockets_rejoin_closes_that_socket_only(
     user: User, flaky_layer: None, caplog: pytest.LogCaptureFixture
 ) -> None:
     broken = WebsocketCommunicator(WithUser(BrokenRejoin.as_asgi(), user), "/ws/rohrpost/")
-    assert (await broken.connect())[0]
+    assert (await broken.connect(timeout=10))[0]
     await request(broken, id=1, type="subscribe", data={"group": "order-1"})
     healthy = await connect("async", user)
     await request(healthy, id=1, type="subscribe", data={"group": "order-1"})

@@ -57,7 +57,7 @@ async def browser(user: User) -> Browser:
 async def open_socket(kind: str, cookie: str) -> WebsocketCommunicator:
     app = AuthMiddlewareStack(CONSUMERS[kind].as_asgi())
     ws = WebsocketCommunicator(app, "/ws/rohrpost/", headers=[(b"cookie", cookie.encode())])
-    connected, _ = await ws.connect()
+    connected, _ = await ws.connect(timeout=10)
     assert connected
     return ws
 
@@ -430,7 +430,7 @@ async def test_json_rpc_sockets_are_rechecked_too(
     ws = WebsocketCommunicator(
         AuthMiddlewareStack(consumer.as_asgi()), "/ws/", headers=[(b"cookie", cookie.encode())]
     )
-    assert (await ws.connect())[0]
+    assert (await ws.connect(timeout=10))[0]
     group = f"board-{boards['team'].pk}"
     call = {"jsonrpc": "2.0", "method": "subscribe", "params": {"group": group}, "id": 1}
     await ws.send_to(text_data=json.dumps(call))

@@ -39,7 +39,7 @@ async def handshake(origin: bytes | None) -> bool:
     app = security.AllowedHostsOriginValidator(accept)
     headers = [(b"origin", origin)] if origin is not None else []
     socket = WebsocketCommunicator(app, "/ws/rohrpost/", headers=headers)
-    connected, _ = await socket.connect()
+    connected, _ = await socket.connect(timeout=10)
     await socket.disconnect()
     return connected
 

@@ -137,3 +137,44 @@ def test_the_package_waits_instead_of_polling() -> None:
         for line in polling_loops(path.read_text(encoding="utf-8"))
     ]
     assert offenders == [], "wait on a condition or future instead: " + ", ".join(offenders)
+
+
+#: Channels' WebsocketCommunicator methods whose ``timeout`` defaults to 1 s:
+#: a busy machine takes longer to open a socket or send a frame.
+ONE_SECOND_DEFAULTS = {"connect", "receive_from", "receive_json_from", "receive_output"}
+
+
+def waits_with_one_second_defaults(source: str) -> list[int]:
+    """Line numbers of awaited communicator calls that leave ``timeout`` at Channels' 1 s."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if not (isinstance(node, ast.Await) and isinstance(node.value, ast.Call)):
+            continue
+        call = node.value
+        if not isinstance(call.func, ast.Attribute) or call.func.attr not in ONE_SECOND_DEFAULTS:
+            continue
+        # connect(host, port) and the like are other libraries' calls.
+        if not call.args and not any(k.arg == "timeout" for k in call.keywords):
+            found.append(node.lineno)
+    return found
+
+
+def test_the_scan_finds_a_communicator_wait_with_the_default_timeout() -> None:
+    source = (
+        "async def test_x(ws):\n"
+        "    await ws.connect()\n"  # line 2: 1 s
+        "    await ws.connect(timeout=10)\n"
+        "    await ws.receive_from()\n"  # line 4: 1 s
+        "    await other.connect(('127.0.0.1', 80))\n"
+    )
+    assert waits_with_one_second_defaults(source) == [2, 4]
+
+
+def test_no_test_waits_on_a_communicator_for_only_a_second() -> None:
+    offenders = {
+        str(path.relative_to(TESTS)): lines
+        for path in sorted(TESTS.rglob("*.py"))
+        if "compat_rohrpost" not in path.parts
+        if (lines := waits_with_one_second_defaults(path.read_text(encoding="utf-8")))
+    }
+    assert offenders == {}

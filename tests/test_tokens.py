@@ -45,7 +45,7 @@ def token() -> Any:
 async def open_socket(kind: str, path: str = "/ws/rohrpost/", **kwargs: Any) -> Any:
     app = TokenAuthMiddleware(CONSUMERS[kind].as_asgi())
     ws = WebsocketCommunicator(app, path, **kwargs)
-    connected, subprotocol = await ws.connect()
+    connected, subprotocol = await ws.connect(timeout=10)
     assert connected
     return ws, subprotocol
 

@@ -27,7 +27,7 @@ class WithUser:
 async def connect(kind: str = "async", user: Any = None) -> WebsocketCommunicator:
     app = WithUser(CONSUMERS[kind].as_asgi(), user if user is not None else AnonymousUser())
     communicator = WebsocketCommunicator(app, "/ws/rohrpost/")
-    connected, _ = await communicator.connect()
+    connected, _ = await communicator.connect(timeout=10)
     assert connected
     return communicator
 

@@ -81,7 +81,7 @@ async def main():
         "/ws/rohrpost/",
         headers=[(b"origin", b"http://localhost:8000"), (b"cookie", cookie)],
     )
-    connected, _ = await socket.connect()
+    connected, _ = await socket.connect(timeout=10)
     assert connected
     replies = {}
     for number, group in enumerate(list_groups + detail_groups, start=1):

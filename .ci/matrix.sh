@@ -62,7 +62,8 @@ for row in "${MATRIX[@]}"; do
         echo "--- $name: $versions, $db, $layer layer"
         # Every combination runs even after a failure: CI shows the whole picture.
         if RPS_DB="$db" RPS_LAYER="$layer" \
-            RPS_PG_TEST_DB="test_rps_matrix_$name" RPS_REDIS_PREFIX="rps-matrix-$name" \
+            RPS_PG_TEST_DB="test_rps_matrix_${RPS_CI_RUN:-0}_$name" \
+            RPS_REDIS_PREFIX="rps-matrix-${RPS_CI_RUN:-0}-$name" \
             "$venv/bin/python" -m pytest -q -p no:cacheprovider; then
             summary+=("passed  $name: $versions, $db + $layer layer")
         else

@@ -30,11 +30,4 @@ wait_port 5432 || { echo "PostgreSQL did not come up on 127.0.0.1:5432" >&2; exi
 psql -h 127.0.0.1 -U postgres -d test -tAc "select 1" >/dev/null
 redis-cli -h 127.0.0.1 -p 6379 ping | grep -q PONG
 
-# The test suite writes only under these prefixes; start from none, whatever
-# an earlier or killed run left there (tests/test_history_upgrade.py covers
-# a Redis that holds an older version's keys).
-for pattern in 'rohrpost-signals:*' 'rps-test-*' 'rps-it-*' 'rps-matrix-*' 'rps-browser-*' 'rps-burst-*' 'rps-ci-*'; do
-    redis-cli -h 127.0.0.1 -p 6379 --scan --pattern "$pattern" \
-        | xargs -r -n 500 redis-cli -h 127.0.0.1 -p 6379 del >/dev/null
-done
 echo "PostgreSQL and Redis are up"

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import redis
 from channels.layers import InMemoryChannelLayer, channel_layers, get_channel_layer
 from django.contrib.auth.models import User
 from django.test import override_settings
@@ -18,6 +19,8 @@ from rohrpost_signals.conf import conf
 from rohrpost_signals.core import dispatch, history, membership, repair
 from rohrpost_signals.core.encoding import subscription_update
 from rohrpost_signals.core.repair import Cursor, Step, step
+from tests import services
+from tests.conftest import redis_layer_config
 from tests.helpers import aeventually
 from tests.ws import CONSUMERS, connect, reply, request
 
@@ -311,4 +314,137 @@ async def test_a_blocking_read_that_times_out_is_an_idle_period(
     assert (await reply(ws))["data"]["seq"] == seq
     assert dispatch.stats.layer_errors == errors
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    await ws.disconnect()
+
+
+@pytest.fixture
+def lossy_redis_layer(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A Redis layer under a prefix of its own, checked often; its keys removed after."""
+    services.need_redis()
+    monkeypatch.setattr(repair, "HEAD_CHECK_INTERVAL", 0.05)
+    monkeypatch.setattr(membership, "CHECK_INTERVAL", 0.02)
+    config = redis_layer_config(capacity=1000, group_expiry=3600)
+    prefix = config["CONFIG"]["prefix"]
+    with override_settings(CHANNEL_LAYERS={"default": config}):
+        channel_layers.backends.clear()
+        yield prefix
+    channel_layers.backends.clear()
+    client = redis.Redis.from_url(services.REDIS_URL)
+    for key in client.scan_iter(match=f"{prefix}:*"):
+        client.delete(key)
+    client.close()
+
+
+#: Which keys go, as data loss without a restart removes them (Redis keeps its
+#: run_id): ``FLUSHDB`` or one delete of the whole prefix; an eviction; or a
+#: batched delete (``--scan | xargs -n 500 del``, as CI once did at start)
+#: that takes the group's keys, then, after a message was sent, the base.
+LOSSES = {
+    "everything": [["*"]],
+    "all but the base": [[f"rps:head:{GROUP}", f"rps:hist:{GROUP}", "group:*"]],
+    "the counter": [[f"rps:head:{GROUP}"]],
+    "the base": [["rps:base"]],
+    "in two batches, the base last": [[f"rps:head:{GROUP}", "group:*"], ["rps:base"]],
+    "in two batches, the base first": [["rps:base", "group:*"], [f"rps:head:{GROUP}"]],
+}
+
+
+def lose(prefix: str, patterns: list[str]) -> list[str]:
+    client = redis.Redis.from_url(services.REDIS_URL)
+    try:
+        keys = [k for p in patterns for k in client.keys(f"{prefix}:{p}")]
+        assert keys, patterns
+        client.delete(*keys)
+        return sorted(k.decode() for k in keys)
+    finally:
+        client.close()
+
+
+async def until(ws: Any, seq: int, epoch: str) -> list[dict[str, Any]]:
+    """Frames until the socket has ``(epoch, seq)``: a message or a resync naming it."""
+    received: list[dict[str, Any]] = []
+    while True:
+        try:
+            frame = await reply(ws)
+        except asyncio.TimeoutError:
+            pytest.fail(f"nothing more arrived, and nothing named {(epoch, seq)}: {received}")
+        received.append(frame)
+        data = frame["data"]
+        if data["epoch"] == epoch and data["seq"] >= seq:
+            return received
+
+
+def silent_gaps(start: tuple[str, int], received: list[dict[str, Any]]) -> list[Any]:
+    """Every frame after which the socket's (epoch, seq) did not follow on without a word."""
+    problems: list[Any] = []
+    epoch, seq = start
+    for frame in received:
+        data = frame["data"]
+        if frame["type"] == "resync-required":
+            epoch, seq = data["epoch"], data["seq"]
+            continue
+        if (data["epoch"], data["seq"]) != (epoch, seq + 1):
+            problems.append(((epoch, seq), (data["epoch"], data["seq"]), data["object"]))
+        epoch, seq = data["epoch"], data["seq"]
+    return problems
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("loss", list(LOSSES))
+async def test_keys_lost_without_a_restart_mean_resync_never_a_silent_gap(
+    kind: str, loss: str, user: User, lossy_redis_layer: str
+) -> None:
+    """Redis keeps its run_id but loses keys: FLUSHDB, a delete, an eviction."""
+    ws, head = await subscribed(kind, user)
+    for n in range(5):
+        await publish(n)
+    received = await frames(ws, 5)
+    start = (received[-1]["data"]["epoch"], received[-1]["data"]["seq"])
+    assert silent_gaps((head["epoch"], head["seq"]), received) == []
+    lost, sent = [], []
+    for batch in LOSSES[loss]:
+        lost += lose(lossy_redis_layer, batch)
+        sent.append(await publish(5 + len(sent)))
+    sent += [await publish(n) for n in range(5 + len(sent), 10)]
+    last_seq, last_epoch = sent[-1]
+    # Everything after the loss arrives in order, or behind a resync-required.
+    after = await until(ws, last_seq, last_epoch)
+    assert silent_gaps(start, after) == [], (lost, after)
+    if last_epoch == start[0]:  # the numbers went on: nothing may be missing
+        assert [m["data"]["object"]["n"] for m in after] == list(range(5, 10))
+    # A client resuming from before the loss is never told it has everything.
+    other = await connect(kind, user)
+    data = {"group": GROUP, "since": start[1], "epoch": start[0]}
+    answer = await request(other, id=2, type="subscribe", data=data)
+    assert answer["data"]["seq"] == last_seq
+    follow = await reply(other)
+    if last_epoch == start[0]:
+        assert [m["data"]["object"]["n"] for m in [follow, *await frames(other, 4)]] == list(
+            range(5, 10)
+        )
+    else:
+        assert follow["type"] == "resync-required", follow
+    await other.disconnect()
+    await ws.disconnect()
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize("kind", KINDS)
+async def test_a_lost_counter_is_found_by_the_head_check_without_a_message(
+    kind: str, user: User, lossy_redis_layer: str
+) -> None:
+    """The socket may have missed the last messages: it must not wait for the next one."""
+    ws, _head = await subscribed(kind, user)
+    seq, epoch = await publish(1)
+    assert (await reply(ws))["data"]["seq"] == seq
+    lose(lossy_redis_layer, [f"rps:head:{GROUP}", f"rps:hist:{GROUP}"])
+    resync = await reply(ws)
+    assert resync["type"] == "resync-required"
+    assert resync["data"]["epoch"] != epoch
+    assert resync["data"]["seq"] > seq
+    # The next message follows the point the resync named.
+    assert await publish(2) == (resync["data"]["seq"] + 1, resync["data"]["epoch"])
+    assert (await reply(ws))["data"]["seq"] == resync["data"]["seq"] + 1
+    assert await ws.receive_nothing(timeout=0.2)
     await ws.disconnect()

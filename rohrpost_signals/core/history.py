@@ -20,7 +20,10 @@ Only sending creates anything: a group nothing was sent to has no counter
 and no history, and reads as the store's current *base*, the number its
 first message will follow. The base is taken from the clock and renewed
 whenever a counter may have been forgotten (an evicted group, an expired
-base key), so a restarted counter never reuses numbers either.
+base key), so a restarted counter never reuses numbers either. Redis can
+also lose keys while it runs (``FLUSHDB``, a delete, an eviction: same
+run_id), so its base names every counter it started: one that is gone goes
+on in a new epoch, which sockets and resuming clients take as a resync.
 
 With a channels-redis layer the counter and history live in Redis (shared by
 every worker, updated atomically by one script, each group on the shard
@@ -186,13 +189,20 @@ class MemoryHistory:
 # base(): the shard's base hash (s = seq, e = epoch, r = run_id): the number a
 # group's first message follows, and the epoch new counters get. Made once per
 # server life or when it expired (no refresh), from the clock, in a new epoch.
+# It also names every head key it started (a field per key, set by the first
+# append), so a head lost while its base stays (deleted, evicted: Redis kept
+# its run_id) is told from a group nothing was sent to. One key holds both, so
+# no partial loss can drop the record and keep the base's epoch.
 #
 # head(): a group's head hash (same fields). Returns seq, epoch and whether the
 # counter is of this server life. One from another life reads as continuing
 # in the base's epoch, above its old numbers; the next append starts it so.
 # The string counter the previous release kept (<prefix>:rps:seq:<group>,
 # ``legacy``) is such a life too, one without epochs: the new numbers start
-# two above it, so a since from it never lines up with them.
+# two above it, so a since from it never lines up with them. A head the base
+# started and that is gone is made again at once, in an epoch of its own and
+# above every number of the old one, by whichever script finds it first:
+# sockets then resync, whether a send, a resume or a head check comes first.
 _EPOCH = """
 local rid = string.match(redis.call('INFO', 'server'), 'run_id:(%x+)')
 local function fields(key)
@@ -205,28 +215,43 @@ local function fields(key)
   redis.call('DEL', key)
   return {false, false, false}, floor
 end
-local function base(key, origin, ttl)
-  local b, floor = fields(key)
-  if b[1] and b[3] == rid then return tonumber(b[1]), b[2] end
-  local seq = math.max(tonumber(b[1] or '0'), tonumber(origin), floor)
+local function micros()
   local t = redis.call('TIME')
-  local micros = tonumber(t[1]) * 1000000 + tonumber(t[2])
-  local epoch = string.format('%s%x', string.sub(rid, 1, 6), micros)
+  return tonumber(t[1]) * 1000000 + tonumber(t[2])
+end
+local function new_epoch()
+  return string.format('%s%x', string.sub(rid, 1, 6), micros())
+end
+local function base(key, origin, ttl, member)
+  local b, floor = fields(key)
+  if b[1] and b[3] == rid then
+    return tonumber(b[1]), b[2], redis.call('HEXISTS', key, member) == 1
+  end
+  local seq = math.max(tonumber(b[1] or '0'), tonumber(origin), floor)
+  local epoch = new_epoch()
+  redis.call('DEL', key)
   redis.call('HSET', key, 's', string.format('%.0f', seq), 'e', epoch, 'r', rid)
   redis.call('EXPIRE', key, ttl)
-  return seq, epoch
+  return seq, epoch, false
 end
-local function head(key, basekey, origin, ttl, legacy)
+local function head(key, hist, basekey, origin, ttl, legacy)
   local h, floor = fields(key)
   if h[1] and h[3] == rid then return tonumber(h[1]), h[2], true end
-  local seq, epoch = base(basekey, origin, ttl)
+  local seq, epoch, started = base(basekey, origin, ttl, key)
   if h[1] then seq = math.max(seq, tonumber(h[1])) end
   seq = math.max(seq, floor)
   if legacy then
     local old = redis.pcall('GET', legacy)
     if type(old) == 'string' and tonumber(old) then seq = math.max(seq, tonumber(old) + 1) end
   end
-  return seq, epoch, false
+  if not started then return seq, epoch, false end
+  -- Redis's clock too, in case this process's clock is behind the one that numbered before.
+  seq = string.format('%.0f', math.max(seq, tonumber(origin), math.floor(micros() / 1000) * 1000))
+  epoch = new_epoch()
+  redis.call('DEL', hist)
+  redis.call('HSET', key, 's', seq, 'e', epoch, 'r', rid)
+  redis.call('EXPIRE', key, ttl)
+  return tonumber(seq), epoch, true
 end
 """
 
@@ -234,11 +259,12 @@ end
 _APPEND = (
     _EPOCH
     + """
-local seq, epoch, live = head(KEYS[1], KEYS[3], ARGV[3], ARGV[6], KEYS[4])
+local seq, epoch, live = head(KEYS[1], KEYS[2], KEYS[3], ARGV[3], ARGV[6], KEYS[4])
 if not live then
   -- A new counter, or one from another server life: its entries carry an old epoch.
   redis.call('DEL', KEYS[2], KEYS[4])
   redis.call('HSET', KEYS[1], 's', string.format('%.0f', seq), 'e', epoch, 'r', rid)
+  redis.call('HSET', KEYS[3], KEYS[1], 1)
 end
 seq = string.format('%.0f', redis.call('HINCRBY', KEYS[1], 's', 1))
 local text = ARGV[1] .. seq .. ',"epoch":"' .. epoch .. '"' .. ARGV[2]
@@ -257,7 +283,7 @@ return {seq, epoch}
 _REPLAY = (
     _EPOCH
     + """
-local last, epoch, live = head(KEYS[1], KEYS[3], ARGV[2], ARGV[5], KEYS[4])
+local last, epoch, live = head(KEYS[1], KEYS[2], KEYS[3], ARGV[2], ARGV[5], KEYS[4])
 last = string.format('%.0f', last)
 if ARGV[1] == '' then return {last, epoch} end
 if ARGV[6] ~= '' and ARGV[6] ~= epoch then return {last, epoch, 'resync'} end
@@ -287,15 +313,17 @@ return result
 """
 )
 
-# KEYS: the shard's base, then the head hash of each group. Returns seq and
-# epoch per group, '' for a group without a counter (nothing to miss).
+# KEYS: the shard's base, then the head hash and history stream of each group.
+# Returns seq and epoch per group, '' for a group without a counter (nothing
+# to miss); a lost one the base started is made again in a new epoch.
 _HEADS = (
     _EPOCH
     + """
 local result = {}
-for i = 2, #KEYS do
-  if redis.call('TYPE', KEYS[i])['ok'] == 'hash' then
-    local seq, epoch = head(KEYS[i], KEYS[1], ARGV[1], ARGV[2])
+for i = 2, #KEYS, 2 do
+  local kept = redis.call('TYPE', KEYS[i])['ok'] == 'hash'
+  if kept or redis.call('HEXISTS', KEYS[1], KEYS[i]) == 1 then
+    local seq, epoch = head(KEYS[i], KEYS[i + 1], KEYS[1], ARGV[1], ARGV[2])
     result[#result + 1] = string.format('%.0f', seq)
     result[#result + 1] = epoch
   else
@@ -419,7 +447,9 @@ class RedisHistory:
         ttl = conf.HISTORY_MAX_AGE + _COUNTER_GRACE_SECONDS
 
         async def read(index: int, names: list[str]) -> dict[str, Head]:
-            keys = [self._base_key(), *(self._head_key(name) for name in names)]
+            keys = [self._base_key()]
+            for name in names:
+                keys += self._keys(name)[:2]
             flat = await clients[index].eval(_HEADS, len(keys), *keys, _clock_origin(), ttl)
             return {
                 name: Head(int(flat[2 * n]), _text(flat[2 * n + 1]))

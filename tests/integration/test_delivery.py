@@ -182,3 +182,80 @@ async def test_a_redis_restored_from_a_snapshot_never_skips_silently(
         await burst.close()
         await asyncio.to_thread(burst.stop)
         server.stop()
+
+
+def silent_gaps(frames: list[int | None], want: list[int], settled: int) -> str:
+    """Where a client's frames of one group skip a message without a resync before it.
+
+    ``None`` is a ``resync-required``: after one, the client reloads, so the
+    next message may be any later one (a resync may name a point past what
+    was sent meanwhile). Otherwise each message must be the one after the
+    last; and everything numbered after ``settled`` must arrive, in order.
+    """
+    place = {counter: n for n, counter in enumerate(want)}
+    last, resynced = -1, False
+    for counter in frames:
+        if counter is None:
+            resynced = True
+            continue
+        n = place[counter]
+        if n <= last or (n != last + 1 and not resynced):
+            return f"{want[last] if last >= 0 else 'nothing'} then {counter}"
+        last, resynced = n, False
+    tail = [c for c in want if c > settled]
+    whole = len(frames) >= len(tail) and frames[len(frames) - len(tail) :] == tail
+    return "" if whole else "the last round is incomplete"
+
+
+async def test_keys_deleted_in_batches_while_redis_runs_never_skip_silently(
+    tmp_path: Path, measured: Callable[[str], None]
+) -> None:
+    """A clean-up such as ``redis-cli --scan | xargs -n 500 redis-cli del`` deletes in batches.
+
+    Redis keeps its run_id, so no restart is seen. Here every key of the run
+    goes in batches of 50 with writes in between, head keys before the base
+    (the order that once made counters start over below what sockets had
+    seen, in the same epoch: the next messages were dropped as duplicates).
+    A last round of writes, once things settled, must arrive whole: only it
+    shows that nothing after a resync's point is skipped.
+    """
+    import redis
+
+    server = RedisServer(tmp_path)
+    server.start()
+    burst = Burst(BurstConfig("core-documented", clients=50, redis_urls=[server.url]), tmp_path)
+    client = redis.Redis.from_url(server.url)
+    try:
+        await burst.prepare()
+        await burst.write(100)
+        await burst.delivered()
+        keys = sorted(client.scan_iter(match=f"{burst.prefix}*"), reverse=True)
+        assert any(key.endswith(b":rps:base") for key in keys)
+        for start in range(0, len(keys), 50):
+            client.delete(*keys[start : start + 50])
+            await burst.write(10)
+        await burst.write(100)
+        await burst.delivered()
+        settled = len(burst.saved)
+        await burst.write(100)
+        await burst.delivered()
+        expected = burst.expected()
+        problems, resynced = [], 0
+        for n, ws in enumerate(burst.clients):
+            for group in ws.groups:
+                frames = [counter for g, counter, _t in ws.frames if g == group]
+                resynced += None in frames
+                problem = silent_gaps(frames, expected[group], settled)
+                if problem:
+                    problems.append(f"client {n} {group}: {problem} in {frames}")
+        measured(
+            f"keys deleted in batches: {len(keys)} keys, {resynced} client groups were told "
+            f"resync-required, {len(problems)} skipped silently"
+        )
+        assert problems == [], problems[:5]
+        assert resynced > 0
+    finally:
+        client.close()
+        await burst.close()
+        await asyncio.to_thread(burst.stop)
+        server.stop()

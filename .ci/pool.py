@@ -14,7 +14,9 @@ and servers, so two passes side by side take little longer than one.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -25,6 +27,16 @@ from pathlib import Path
 
 LOGS = Path("artifacts/ci")
 print_lock = threading.Lock()
+#: The jobs' processes, ended with their children when the pool is stopped.
+running: set[subprocess.Popen[bytes]] = set()
+
+
+def stop(signum: int, frame: object) -> None:
+    with print_lock:
+        for process in running:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGTERM)
+    os._exit(128 + signum)
 
 
 @dataclass
@@ -58,12 +70,19 @@ def run(job: Job) -> Job:
     say(f"start   {job.name}: {job.command}")
     started = time.monotonic()
     with job.log.open("wb") as out:
-        job.status = subprocess.call(
+        # Each job in a process group of its own, which stop() ends whole.
+        process = subprocess.Popen(
             ["bash", "-c", job.command],
             stdout=out,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
+            start_new_session=True,
         )
+        with print_lock:
+            running.add(process)
+        job.status = process.wait()
+        with print_lock:
+            running.discard(process)
     job.seconds = time.monotonic() - started
     verdict = "passed " if job.status == 0 else f"FAILED ({job.status})"
     say(f"{verdict} {job.name} in {job.seconds / 60:.1f} min: {summary_line(job.log)}")
@@ -83,6 +102,8 @@ def main() -> int:
     parser.add_argument("job", nargs="+", type=parse_job, metavar="NAME=COMMAND")
     args = parser.parse_args()
     LOGS.mkdir(parents=True, exist_ok=True)
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(signum, stop)
     started = time.monotonic()
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
         jobs = list(pool.map(run, args.job))

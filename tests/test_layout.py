@@ -266,6 +266,9 @@ def protocol_modules_imported_by(module: str) -> list[str]:
     return result.stdout.split()
 
 
+# A fresh interpreter with Django per module, about thirty of them: on a
+# loaded machine more than pytest-timeout's default allows for one test.
+@pytest.mark.timeout(900)
 def test_importing_each_core_module_alone_imports_no_protocol() -> None:
     modules = [f"rohrpost_signals.{name}" for name in core_modules()]
     assert len(modules) > 20

@@ -7,7 +7,6 @@ are in tests/integration; these check the same rules in one process, fast.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import time
@@ -26,7 +25,7 @@ from rohrpost_signals.consumers import RohrpostConsumer, SyncRohrpostConsumer
 from rohrpost_signals.core import layerlog, membership
 from rohrpost_signals.dispatch import stats
 from tests import jsonrpc_clients, services
-from tests.conftest import redis_layer_config
+from tests.conftest import own_redis_layer, redis_layer_config
 from tests.helpers import aeventually
 from tests.ws import WithUser, assert_alive, connect, request
 
@@ -398,20 +397,6 @@ async def test_a_socket_closed_during_an_outage_leaves_its_groups_afterwards(
     await aeventually(lambda: members(layer, "order-1") == set(), what="the stale membership to go")
 
 
-@contextlib.contextmanager
-def redis_layer_with(group_expiry: int) -> Iterator[dict[str, Any]]:
-    services.need_redis()
-    config = redis_layer_config(capacity=1000, group_expiry=group_expiry)
-    with override_settings(CHANNEL_LAYERS={"default": config}):
-        channel_layers.backends.clear()
-        yield config
-    channel_layers.backends.clear()
-    client = redis.Redis.from_url(services.REDIS_URL)
-    for key in client.scan_iter(match=f"{config['CONFIG']['prefix']}*"):
-        client.delete(key)
-    client.close()
-
-
 @pytest.fixture
 def redis_layer(fast_checks: None) -> Iterator[dict[str, Any]]:
     """A Redis layer whose memberships never need renewing while a test runs.
@@ -419,13 +404,13 @@ def redis_layer(fast_checks: None) -> Iterator[dict[str, Any]]:
     Only the keeper's marker check can then restore a lost membership, so a
     test can count its rejoins without racing the periodic renewal.
     """
-    with redis_layer_with(group_expiry=3600) as config:
+    with own_redis_layer(capacity=1000, group_expiry=3600) as config:
         yield config
 
 
 @pytest.fixture
 def short_expiry_redis_layer(fast_checks: None) -> Iterator[dict[str, Any]]:
-    with redis_layer_with(group_expiry=RENEWAL_TEST_EXPIRY) as config:
+    with own_redis_layer(capacity=1000, group_expiry=RENEWAL_TEST_EXPIRY) as config:
         yield config
 
 

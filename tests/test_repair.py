@@ -20,7 +20,7 @@ from rohrpost_signals.core import dispatch, history, membership, repair
 from rohrpost_signals.core.encoding import subscription_update
 from rohrpost_signals.core.repair import Cursor, Step, step
 from tests import services
-from tests.conftest import redis_layer_config
+from tests.conftest import own_redis_layer
 from tests.helpers import aeventually
 from tests.ws import CONSUMERS, connect, reply, request
 
@@ -320,19 +320,10 @@ async def test_a_blocking_read_that_times_out_is_an_idle_period(
 @pytest.fixture
 def lossy_redis_layer(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """A Redis layer under a prefix of its own, checked often; its keys removed after."""
-    services.need_redis()
     monkeypatch.setattr(repair, "HEAD_CHECK_INTERVAL", 0.05)
     monkeypatch.setattr(membership, "CHECK_INTERVAL", 0.02)
-    config = redis_layer_config(capacity=1000, group_expiry=3600)
-    prefix = config["CONFIG"]["prefix"]
-    with override_settings(CHANNEL_LAYERS={"default": config}):
-        channel_layers.backends.clear()
-        yield prefix
-    channel_layers.backends.clear()
-    client = redis.Redis.from_url(services.REDIS_URL)
-    for key in client.scan_iter(match=f"{prefix}:*"):
-        client.delete(key)
-    client.close()
+    with own_redis_layer(capacity=1000, group_expiry=3600) as config:
+        yield config["CONFIG"]["prefix"]
 
 
 #: Which keys go, as data loss without a restart removes them (Redis keeps its

@@ -21,6 +21,10 @@ class Client:
     ws: ClientConnection | None = None
     reader: asyncio.Task[None] | None = None
     last_frame_ns: int = 0
+    #: Per group, the highest counter received so far.
+    newest: dict[str, int] = field(default_factory=dict)
+    #: Set on every frame, so a waiter wakes on arrivals instead of polling.
+    arrived: asyncio.Event | None = None
 
     async def start(self) -> None:
         self.ws = await connect(
@@ -44,10 +48,14 @@ class Client:
             message: dict[str, Any] = json.loads(raw)
             data = message.get("data") or {}
             if message.get("type") == "subscription-update":
-                self.frames.append((data["group"], data["object"]["counter"], now))
+                group, counter = data["group"], data["object"]["counter"]
+                self.frames.append((group, counter, now))
+                self.newest[group] = max(counter, self.newest.get(group, 0))
             elif message.get("type") == "resync-required":
                 self.frames.append((data["group"], None, now))
             self.last_frame_ns = now
+            if self.arrived is not None:
+                self.arrived.set()
 
     async def close(self) -> None:
         if self.reader is not None:

@@ -61,7 +61,9 @@ def tables(rows: list[dict[str, Any]]) -> list[Table]:
             "Floor: a consumer that group_adds and forwards pre-encoded text, a writer that "
             "group_sends from one long-lived loop after QuerySet.update (no signal). "
             "Latency from the write returning to the frame arriving; 'last frame': from the "
-            "first write to the last frame. Lost counts what had not arrived after 15 s of quiet."
+            "first write to the last frame. Lost: for the floor, what had not arrived after "
+            "15 s of quiet; for rohrpost_signals, what had not arrived once every group's "
+            "newest message had."
         ),
     )
     floors = {row["layer"]: row for row in rows if row["variant"] == "floor"}

@@ -23,7 +23,8 @@ from tests import services
 
 from .cluster import RedisServer
 
-pytestmark = [pytest.mark.slow, pytest.mark.redis, pytest.mark.timeout(600)]
+# The limit only stops a hang: a loaded machine may take minutes to deliver a burst.
+pytestmark = [pytest.mark.slow, pytest.mark.redis, pytest.mark.timeout(900)]
 
 CLIENTS = int(os.environ.get("RPS_BURST_CLIENTS", "300"))
 UPDATES = int(os.environ.get("RPS_BURST_UPDATES", "1000"))
@@ -151,7 +152,7 @@ async def test_a_redis_restored_from_a_snapshot_never_skips_silently(
         before = len(burst.saved)
         server.restart()
         await burst.write(100)
-        await burst.delivered()
+        await burst.delivered(lossy=True)  # some of these never reach the restarted Redis
         # Writes after things settled: where every message a group got after the
         # restore failed on a stale connection, its resync names the head, and
         # only these show that nothing after that point is skipped.
@@ -235,7 +236,7 @@ async def test_keys_deleted_in_batches_while_redis_runs_never_skip_silently(
             client.delete(*keys[start : start + 50])
             await burst.write(10)
         await burst.write(100)
-        await burst.delivered()
+        await burst.delivered(lossy=True)  # a counter lost with its base waits for the next round
         settled = len(burst.saved)
         await burst.write(100)
         await burst.delivered()

@@ -13,6 +13,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export RPS_CI_RUN="${RPS_CI_RUN:-$$}"
+# Install once before the passes start: side by side, each would create .venv.
+tests/run --version >/dev/null
 
 # pass name, then the environment and arguments of tests/run
 pass() {

@@ -276,9 +276,12 @@ class Burst:
                 result.duplicated += duplicated
                 result.out_of_order += int(disordered)
                 if (lost or duplicated or disordered) and len(result.examples) < 5:
+                    missing = sorted(set(want) - set(got))
+                    which = f" ({missing[0]}..{missing[-1]})" if missing else ""
                     result.examples.append(
-                        f"client {n} {group}: lost {lost}, duplicated {duplicated}, "
-                        f"in order {not disordered}"
+                        f"client {n} on port {client.port} {group}: lost {lost}{which} of "
+                        f"{len(want)} (last received {got[-1] if got else None}), duplicated "
+                        f"{duplicated}, in order {not disordered}"
                     )
                 for counter, arrived in frames:
                     if counter is not None:

@@ -77,7 +77,9 @@ ROHRPOST = {
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    # When and in which worker: a failed run's log is read beside the clients' frames.
+    "formatters": {"timed": {"format": "%(asctime)s pid %(process)d %(levelname)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "timed"}},
     "loggers": {
         "rohrpost_signals": {"handlers": ["console"], "level": "WARNING"},
         "django": {"handlers": ["console"], "level": "ERROR"},

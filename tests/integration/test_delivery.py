@@ -42,7 +42,9 @@ def report(result: BurstResult) -> str:
 
 
 def assert_everything_once_in_order(result: BurstResult) -> None:
-    problems = "; ".join(result.examples)
+    # What went wrong where, and what the servers logged about it (the result's repr is cut).
+    log_tail = [line for line in result.server_log.splitlines() if line.strip()][-30:]
+    problems = "; ".join(result.examples) + "\nserver log:\n" + "\n".join(log_tail)
     assert result.expected > 0
     assert result.lost == 0, problems
     assert result.duplicated == 0, problems

@@ -25,6 +25,8 @@ class Client:
     newest: dict[str, int] = field(default_factory=dict)
     #: Set on every frame, so a waiter wakes on arrivals instead of polling.
     arrived: asyncio.Event | None = None
+    #: The close code, if the server closed the socket (a failed run tells why).
+    close_code: int | None = None
 
     async def start(self) -> None:
         self.ws = await connect(
@@ -43,19 +45,24 @@ class Client:
         self.reader = asyncio.ensure_future(self._read(self.ws))
 
     async def _read(self, ws: ClientConnection) -> None:
-        async for raw in ws:
-            now = time.monotonic_ns()
-            message: dict[str, Any] = json.loads(raw)
-            data = message.get("data") or {}
-            if message.get("type") == "subscription-update":
-                group, counter = data["group"], data["object"]["counter"]
-                self.frames.append((group, counter, now))
-                self.newest[group] = max(counter, self.newest.get(group, 0))
-            elif message.get("type") == "resync-required":
-                self.frames.append((data["group"], None, now))
-            self.last_frame_ns = now
-            if self.arrived is not None:
-                self.arrived.set()
+        try:
+            async for raw in ws:
+                self._record(json.loads(raw), time.monotonic_ns())
+        finally:
+            # An abnormal close raises out of the loop: keep its code either way.
+            self.close_code = ws.close_code
+
+    def _record(self, message: dict[str, Any], now: int) -> None:
+        data = message.get("data") or {}
+        if message.get("type") == "subscription-update":
+            group, counter = data["group"], data["object"]["counter"]
+            self.frames.append((group, counter, now))
+            self.newest[group] = max(counter, self.newest.get(group, 0))
+        elif message.get("type") == "resync-required":
+            self.frames.append((data["group"], None, now))
+        self.last_frame_ns = now
+        if self.arrived is not None:
+            self.arrived.set()
 
     async def close(self) -> None:
         if self.reader is not None:

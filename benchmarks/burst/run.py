@@ -282,6 +282,7 @@ class Burst:
                         f"client {n} on port {client.port} {group}: lost {lost}{which} of "
                         f"{len(want)} (last received {got[-1] if got else None}), duplicated "
                         f"{duplicated}, in order {not disordered}"
+                        + ("" if client.close_code is None else f", closed {client.close_code}")
                     )
                 for counter, arrived in frames:
                     if counter is not None:

@@ -27,6 +27,8 @@ class Client:
     arrived: asyncio.Event | None = None
     #: The close code, if the server closed the socket (a failed run tells why).
     close_code: int | None = None
+    #: The socket closed: nothing more can arrive.
+    ended: bool = False
 
     async def start(self) -> None:
         self.ws = await connect(
@@ -51,6 +53,9 @@ class Client:
         finally:
             # An abnormal close raises out of the loop: keep its code either way.
             self.close_code = ws.close_code
+            self.ended = True
+            if self.arrived is not None:
+                self.arrived.set()  # nothing more will come: a waiter stops waiting for it
 
     def _record(self, message: dict[str, Any], now: int) -> None:
         data = message.get("data") or {}

@@ -302,7 +302,7 @@ async def wait_delivered(clients: list[Client], newest: dict[str, int], *, lossy
     deadline = time.monotonic() + DELIVERY_DEADLINE_SECONDS
     while True:
         arrived.clear()
-        waiting = [(c, g) for c, g in waiting if c.newest.get(g, 0) < newest[g]]
+        waiting = [(c, g) for c, g in waiting if c.newest.get(g, 0) < newest[g] and not c.ended]
         if not waiting:
             # All there: a little longer, so duplicates would show.
             await asyncio.sleep(0.5)

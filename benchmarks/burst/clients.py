@@ -61,6 +61,10 @@ class Client:
         data = message.get("data") or {}
         if message.get("type") == "subscription-update":
             group, counter = data["group"], data["object"]["counter"]
+            if counter == 0:
+                # The item's creation in the set-up (counter 0), still on its way when the
+                # client subscribed: not part of the burst.
+                return
             self.frames.append((group, counter, now))
             self.newest[group] = max(counter, self.newest.get(group, 0))
         elif message.get("type") == "resync-required":

@@ -62,18 +62,15 @@ def redis_layer_config(prefix: str | None = None, **config: Any) -> dict[str, An
 @contextlib.contextmanager
 def own_redis_layer(**config: Any) -> Iterator[dict[str, Any]]:
     """A channels-redis layer under a prefix of its own; its keys removed after."""
-    import redis
-
     services.need_redis()
     backend = redis_layer_config(**config)
-    with override_settings(CHANNEL_LAYERS={"default": backend}):
+    try:
+        with override_settings(CHANNEL_LAYERS={"default": backend}):
+            channel_layers.backends.clear()
+            yield backend
+    finally:
         channel_layers.backends.clear()
-        yield backend
-    channel_layers.backends.clear()
-    client = redis.Redis.from_url(services.REDIS_URL)
-    for key in client.scan_iter(match=f"{backend['CONFIG']['prefix']}*"):
-        client.delete(key)
-    client.close()
+        services.delete_redis_keys(services.REDIS_URL, backend["CONFIG"]["prefix"])
 
 
 @pytest.fixture

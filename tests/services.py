@@ -89,3 +89,16 @@ def http_answers(url: str, timeout: float = 2.0) -> bool:
         return True
     except (urllib.error.URLError, OSError):
         return False
+
+
+def delete_redis_keys(redis_url: str, prefix: str) -> None:
+    """Remove what a test left under its prefix in a shared Redis."""
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    try:
+        keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
+        for start in range(0, len(keys), 500):
+            client.delete(*keys[start : start + 500])
+    finally:
+        client.close()

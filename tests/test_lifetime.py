@@ -27,7 +27,7 @@ from rohrpost_signals import reauthorize
 from rohrpost_signals.core import dispatch, membership
 from shop.models import Customer, Order
 from tests import services
-from tests.conftest import redis_layer_config
+from tests.conftest import own_redis_layer
 from tests.helpers import aeventually
 from tests.test_layer_resilience import FlakyLayer
 from tests.ws import CONSUMERS, reply, request
@@ -328,19 +328,14 @@ def fast_checks(monkeypatch: pytest.MonkeyPatch) -> None:
 def outage_layer(request: pytest.FixtureRequest, fast_checks: None) -> Iterator[str]:
     """A layer whose outage a test can cause: a flaky in-memory one, or Redis losing its data."""
     if request.param == "redis":
-        services.need_redis()
-        config = redis_layer_config()
-    else:
-        config = {"BACKEND": f"{FlakyLayer.__module__}.FlakyLayer"}
+        with own_redis_layer():
+            yield request.param
+        return
+    config = {"BACKEND": f"{FlakyLayer.__module__}.FlakyLayer"}
     with override_settings(CHANNEL_LAYERS={"default": config}):
         channel_layers.backends.clear()
         yield request.param
     channel_layers.backends.clear()
-    if request.param == "redis":
-        client = redis.Redis.from_url(services.REDIS_URL)
-        for key in client.scan_iter(match=f"{config['CONFIG']['prefix']}*"):
-            client.delete(key)
-        client.close()
 
 
 @pytest.mark.parametrize("kind", KINDS)

@@ -356,16 +356,3 @@ class Writer:
             self.process.wait(timeout=30)
         except subprocess.TimeoutExpired:
             _stop(self.process)
-
-
-def delete_redis_keys(redis_url: str, prefix: str) -> None:
-    """Remove what a test left under its prefix in a shared Redis."""
-    import redis
-
-    client = redis.Redis.from_url(redis_url)
-    try:
-        keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
-        for start in range(0, len(keys), 500):
-            client.delete(*keys[start : start + 500])
-    finally:
-        client.close()

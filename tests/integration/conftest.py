@@ -18,7 +18,7 @@ import pytest
 
 from tests import services
 
-from .cluster import Database, RedisServer, Worker, Writer, delete_redis_keys, environment
+from .cluster import Database, RedisServer, Worker, Writer, environment
 
 # Lines for the terminal summary: what the load and fault tests measured.
 MEASURED: list[str] = []
@@ -107,7 +107,7 @@ def shared_redis_cluster(database: str, tmp_path: Path) -> Iterator[Cluster]:
         yield cluster
     finally:
         cluster.stop()
-        delete_redis_keys(services.REDIS_URL, cluster.prefix)
+        services.delete_redis_keys(services.REDIS_URL, cluster.prefix)
 
 
 @pytest.fixture

@@ -20,15 +20,12 @@ class Client:
     frames: list[tuple[str, int | None, int]] = field(default_factory=list)
     ws: ClientConnection | None = None
     reader: asyncio.Task[None] | None = None
-    last_frame_ns: int = 0
     #: Per group, the highest counter received so far.
     newest: dict[str, int] = field(default_factory=dict)
     #: Set on every frame, so a waiter wakes on arrivals instead of polling.
     arrived: asyncio.Event | None = None
     #: The close code, if the server closed the socket (a failed run tells why).
     close_code: int | None = None
-    #: The socket closed: nothing more can arrive.
-    ended: bool = False
 
     async def start(self) -> None:
         self.ws = await connect(
@@ -53,7 +50,6 @@ class Client:
         finally:
             # An abnormal close raises out of the loop: keep its code either way.
             self.close_code = ws.close_code
-            self.ended = True
             if self.arrived is not None:
                 self.arrived.set()  # nothing more will come: a waiter stops waiting for it
 
@@ -69,9 +65,13 @@ class Client:
             self.newest[group] = max(counter, self.newest.get(group, 0))
         elif message.get("type") == "resync-required":
             self.frames.append((data["group"], None, now))
-        self.last_frame_ns = now
         if self.arrived is not None:
             self.arrived.set()
+
+    @property
+    def ended(self) -> bool:
+        """The socket closed: nothing more can arrive."""
+        return self.reader is not None and self.reader.done()
 
     async def close(self) -> None:
         if self.reader is not None:

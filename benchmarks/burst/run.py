@@ -268,7 +268,8 @@ class Burst:
                 result.resyncs += sum(1 for c, _t in frames if c is None)
                 result.expected += len(want)
                 result.received += len(got)
-                lost = len(set(want) - set(got))
+                missing = sorted(set(want) - set(got))
+                lost = len(missing)
                 duplicated = len(got) - len(set(got))
                 unique = list(dict.fromkeys(got))
                 disordered = unique != sorted(unique)
@@ -276,7 +277,6 @@ class Burst:
                 result.duplicated += duplicated
                 result.out_of_order += int(disordered)
                 if (lost or duplicated or disordered) and len(result.examples) < 5:
-                    missing = sorted(set(want) - set(got))
                     which = f" ({missing[0]}..{missing[-1]})" if missing else ""
                     result.examples.append(
                         f"client {n} on port {client.port} {group}: lost {lost}{which} of "

@@ -142,6 +142,21 @@ def layer_shard_count(layer: Any) -> int:
     return int(layer.ring_size)
 
 
+def misroutes_process_sends(layer: Any) -> bool:
+    """Whether ``layer.send`` to a channel of this process can miss the process.
+
+    channels-redis picks the shard of a ``send`` by the whole channel name,
+    but keeps and reads a process's channels under their process part
+    (``specific.<process>!``), on that part's shard, as ``group_send`` does.
+    With one host they agree; with more, most such sends are never read.
+    """
+    try:
+        from channels_redis.core import RedisChannelLayer
+    except ImportError:  # channels-redis is an optional dependency
+        return False
+    return isinstance(layer, RedisChannelLayer) and layer_shard_count(layer) > 1
+
+
 def layer_connection(layer: Any, index: int) -> Any:
     return layer.connection(index)
 

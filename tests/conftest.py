@@ -60,17 +60,24 @@ def redis_layer_config(prefix: str | None = None, **config: Any) -> dict[str, An
 
 
 @contextlib.contextmanager
-def own_redis_layer(**config: Any) -> Iterator[dict[str, Any]]:
-    """A channels-redis layer under a prefix of its own; its keys removed after."""
+def own_redis_layer(shards: int = 1, **config: Any) -> Iterator[dict[str, Any]]:
+    """A channels-redis layer under a prefix of its own; its keys removed after.
+
+    With ``shards`` above 1 its hosts are that many databases of the test
+    Redis: channels-redis shards over them as over separate servers.
+    """
     services.need_redis()
+    urls = [services.REDIS_URL] if shards == 1 else services.redis_databases(shards)
     backend = redis_layer_config(**config)
+    backend["CONFIG"]["hosts"] = urls
     try:
         with override_settings(CHANNEL_LAYERS={"default": backend}):
             channel_layers.backends.clear()
             yield backend
     finally:
         channel_layers.backends.clear()
-        services.delete_redis_keys(services.REDIS_URL, backend["CONFIG"]["prefix"])
+        for url in urls:
+            services.delete_redis_keys(url, backend["CONFIG"]["prefix"])
 
 
 @pytest.fixture

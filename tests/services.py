@@ -91,6 +91,12 @@ def http_answers(url: str, timeout: float = 2.0) -> bool:
         return False
 
 
+def redis_databases(count: int) -> list[str]:
+    """URLs of ``count`` databases of the test Redis (1, 2, ...: tests share 0 by prefix)."""
+    parsed = urlparse(REDIS_URL)
+    return [parsed._replace(path=f"/{n}").geturl() for n in range(1, count + 1)]
+
+
 def delete_redis_keys(redis_url: str, prefix: str) -> None:
     """Remove what a test left under its prefix in a shared Redis."""
     import redis

@@ -24,7 +24,7 @@ from django.test import Client, override_settings
 
 from board.models import Board, Card
 from rohrpost_signals import reauthorize
-from rohrpost_signals.core import dispatch, membership
+from rohrpost_signals.core import dispatch, membership, repair
 from shop.models import Customer, Order
 from tests import services
 from tests.conftest import own_redis_layer
@@ -291,6 +291,32 @@ async def test_the_periodic_check_finds_what_no_event_told(
         await database_sync_to_async(silently_remove)(boards["team"], people["bob"])
         assert (await reply(ws, timeout=30))["data"] == {"group": group, "reason": "forbidden"}
         await ws.disconnect()
+
+
+@pytest.mark.redis
+async def test_the_periodic_check_reaches_every_socket_on_a_sharded_redis(
+    people: dict[str, User], boards: dict[str, Board]
+) -> None:
+    """channels-redis misroutes most of a worker's sends to its own sockets over several hosts."""
+    from tests.test_sharded_layer import SHARDS, misrouted
+
+    settings = {**_project_rohrpost(), "REAUTHORIZE_INTERVAL": 0.2}
+    with own_redis_layer(shards=SHARDS), override_settings(ROHRPOST=settings):
+        cookie = (await browser(people["bob"])).cookie
+        group = f"board-{boards['team'].pk}"
+        sockets: list[WebsocketCommunicator] = []
+        # Until at least one socket is one that channels-redis' send would miss.
+        while len(sockets) < 4 or not any(
+            misrouted(member.channel_name) for member in repair.feed_for("default").members(group)
+        ):
+            assert len(sockets) < 64
+            sockets.append(await open_socket("async", cookie))
+            await subscribe(sockets[-1], group)
+        await database_sync_to_async(silently_remove)(boards["team"], people["bob"])
+        for ws in sockets:
+            assert (await reply(ws, timeout=30))["data"] == {"group": group, "reason": "forbidden"}
+        for ws in sockets:
+            await ws.disconnect()
 
 
 @pytest.mark.parametrize("kind", KINDS)

@@ -4,6 +4,7 @@ BURST_LAYER   core-defaults | core-documented | pubsub | memory
 BURST_REDIS   comma-separated Redis URLs (several: channels-redis shards over them)
 BURST_PREFIX  key prefix, unique per run
 BURST_DB      SQLite file shared by the writer and the servers
+BURST_LOG_LEVEL  level of the servers' rohrpost_signals log (WARNING; DEBUG to see head checks)
 """
 
 from __future__ import annotations
@@ -81,7 +82,10 @@ LOGGING = {
     "formatters": {"timed": {"format": "%(asctime)s pid %(process)d %(levelname)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "timed"}},
     "loggers": {
-        "rohrpost_signals": {"handlers": ["console"], "level": "WARNING"},
+        "rohrpost_signals": {
+            "handlers": ["console"],
+            "level": os.environ.get("BURST_LOG_LEVEL", "WARNING"),
+        },
         "django": {"handlers": ["console"], "level": "ERROR"},
     },
 }

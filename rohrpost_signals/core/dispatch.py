@@ -38,7 +38,7 @@ from channels.layers import get_channel_layer
 
 from .. import _compat
 from ..conf import conf
-from . import hints, history, lifecycle
+from . import hints, history, inflight, lifecycle
 from .failurelog import FailureLog
 
 logger = logging.getLogger("rohrpost_signals")
@@ -289,6 +289,10 @@ async def _send_in_order(items: list[Outgoing]) -> None:
 
 
 async def _send(item: Outgoing) -> None:
+    await inflight.in_turn(_send_now(item))
+
+
+async def _send_now(item: Outgoing) -> None:
     try:
         layer = get_channel_layer(item.layer_alias)
         if layer is None:

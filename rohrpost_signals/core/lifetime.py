@@ -23,7 +23,7 @@ from channels.db import database_sync_to_async
 from .. import exceptions as codes
 from ..conf import conf
 from ..exceptions import ProtocolError
-from . import authorization, limits, sessions
+from . import authorization, limits, selfsend, sessions
 from .membership import keeper_for
 from .policy import is_authenticated
 from .sessions import ACCEPTED_SUBPROTOCOL_KEY
@@ -84,9 +84,10 @@ class _AuthorizedSubscriptions:
 
     def _wanted_control_groups(self) -> tuple[str, ...]:
         user = self.scope.get("user")
+        own = selfsend.own_groups(self.channel_layer, self.channel_name)
         if is_authenticated(user):
-            return (authorization.ALL_GROUP, authorization.user_group(user))
-        return (authorization.ALL_GROUP,)
+            return (authorization.ALL_GROUP, authorization.user_group(user), *own)
+        return (authorization.ALL_GROUP, *own)
 
     def _review(self, event: dict[str, Any]) -> authorization.Review:
         return sessions.review(
@@ -155,18 +156,22 @@ class _AuthorizedSubscriptions:
         # Through the socket's own channel, so the check runs in turn with its
         # requests and group messages, never beside them.
         try:
-            await self.channel_layer.send(
-                self.channel_name, {"type": authorization.REAUTHORIZE_EVENT, "why": why}
+            await selfsend.send_to_socket(
+                self.channel_layer,
+                self.channel_name,
+                {"type": authorization.REAUTHORIZE_EVENT, "why": why},
             )
         except Exception as exc:  # the layer is down: the next check or the rejoin asks again
             logger.debug("Could not queue a %s re-check: %r", why, exc)
 
     async def rejoin_groups(self) -> int:
         """After a layer outage: check again before the groups deliver again."""
-        if keeper_for(self.channel_layer).after_outage:  # not on a routine renewal
-            await self._ask_for_review("rejoin")
         for group in self._control_groups:
             await self.channel_layer.group_add(group, self.channel_name)
+        # After the socket's own group (some layers deliver the ask through it),
+        # before the subscriptions deliver again.
+        if keeper_for(self.channel_layer).after_outage:  # not on a routine renewal
+            await self._ask_for_review("rejoin")
         joined: int = await super().rejoin_groups()  # type: ignore[misc]
         return joined
 

@@ -30,6 +30,7 @@ from typing import Any, TypeVar
 from .. import exceptions as codes
 from ..conf import conf
 from ..exceptions import ProtocolError
+from . import inflight
 from .membership import outage_errors
 
 logger = logging.getLogger("rohrpost_signals")
@@ -224,7 +225,7 @@ async def bounded(
     """
     timeout = conf.SUBSCRIBE_TIMEOUT
     try:
-        return await asyncio.wait_for(call, timeout)
+        return await asyncio.wait_for(inflight.in_turn(call), timeout)
     except asyncio.TimeoutError:
         raise ProtocolError(
             f"Timed out after {timeout:g} s while {what}; try again.",

@@ -255,6 +255,8 @@ class GroupFeed:
         behind = []
         for group, head in heads.items():
             behind += self._behind(group, head, previous.get(group), seen)
+        if behind:
+            logger.debug("Head check: %d sockets behind in %d groups", len(behind), len(heads))
         # One after another: a task each would take a connection each.
         for member, event in behind:
             stats.head_repairs += 1

@@ -320,6 +320,20 @@ async def test_the_periodic_check_reaches_every_socket_on_a_sharded_redis(
 
 
 @pytest.mark.parametrize("kind", KINDS)
+async def test_a_periodic_check_due_before_connect_ran_waits_for_the_next(kind: str) -> None:
+    """The first check's random delay can end before a busy server ran connect()."""
+    from django.contrib.auth.models import AnonymousUser
+
+    consumer = CONSUMERS[kind]()
+    consumer.scope = {"user": AnonymousUser()}
+    consumer.channel_name = "specific.test!socket"
+    with override_settings(ROHRPOST={**_project_rohrpost(), "REAUTHORIZE_INTERVAL": 60}):
+        consumer._recheck_due()  # no subscriptions attribute yet: nothing to check
+    assert consumer._recheck_timer is not None
+    consumer._recheck_timer.cancel()
+
+
+@pytest.mark.parametrize("kind", KINDS)
 async def test_an_expired_session_is_found_by_the_periodic_check(
     kind: str, any_layer: str, people: dict[str, User], boards: dict[str, Board]
 ) -> None:

@@ -147,7 +147,8 @@ class _AuthorizedSubscriptions:
         self._recheck_timer = loop.call_later(interval, self._recheck_due)
         if not getattr(self, "channel_name", None):
             return
-        if self.subscriptions or is_authenticated(self.scope.get("user")):
+        # Before connect() ran (a busy server), the socket has no subscriptions yet.
+        if getattr(self, "subscriptions", None) or is_authenticated(self.scope.get("user")):
             task = loop.create_task(self._ask_for_review("periodic"))
             _tasks.add(task)
             task.add_done_callback(_tasks.discard)

@@ -29,7 +29,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer, WebsocketConsumer
 from .. import exceptions as codes
 from ..conf import conf
 from ..exceptions import ProtocolError
-from . import history, limits, repair
+from . import history, inflight, limits, repair
 from .authorization import log_refusal
 from .groupevents import event_text
 from .guards import AsyncConnectionGuard, SyncConnectionGuard
@@ -190,7 +190,8 @@ class AsyncSubscriber(
         await self.leave_control_groups()
         for group in list(getattr(self, "subscriptions", ())):
             try:
-                await self.remove_from_group(group)
+                # In turn: a whole worker's sockets may close at once.
+                await inflight.in_turn(self.remove_from_group(group))
             except Exception as exc:  # layer down: leave once it is back
                 self.leave_later(group, exc)
 
